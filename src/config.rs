@@ -1,0 +1,472 @@
+//! The experiment configuration: the one contract between sweeps, runs, results and reports.
+//!
+//! Every field has a documented default so a config file only states what differs. Unknown keys
+//! are rejected so a misspelt field cannot silently fall back to its default.
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Errors reading or validating a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// One complete experiment: data, model, labeled set, training method and seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Which dataset to load and how.
+    #[serde(default)]
+    pub dataset: DatasetConfig,
+    /// Network architecture. Default: `small_cnn`.
+    #[serde(default)]
+    pub model: ModelKind,
+    /// How the labeled set is chosen.
+    #[serde(default)]
+    pub labeled: LabeledConfig,
+    /// Training algorithm. Default: `mixmatch`.
+    #[serde(default)]
+    pub method: Method,
+    /// Optimisation, EMA and evaluation settings.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// MixMatch hyper-parameters (ignored by `supervised`).
+    #[serde(default)]
+    pub mixmatch: MixMatchConfig,
+    /// Seed every random choice of the run flows from. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Where to compute. Default: `auto` (CUDA when available).
+    #[serde(default)]
+    pub device: DeviceChoice,
+}
+
+/// Which dataset and where its files are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// Dataset format. Default: `fashion_mnist`.
+    #[serde(default)]
+    pub name: DatasetName,
+    /// Directory holding the files. Default: `/usr/share/datasets/fashion-mnist` for
+    /// Fashion-MNIST (Debian's `dataset-fashion-mnist`); required for the others.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Image folders only: fraction of each class held out for testing. Default: 0.1.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// Image folders only: images are resized to this square size. Default: 224.
+    #[serde(default = "default_image_size")]
+    pub image_size: u32,
+    /// Use only this many training images (a seeded random subset), for quick runs. Default: all.
+    #[serde(default)]
+    pub train_subset: Option<usize>,
+    /// Use only this many test images (a seeded random subset), for quick runs. Default: all.
+    #[serde(default)]
+    pub test_subset: Option<usize>,
+    /// Reflect padding of the random crop, in pixels; 0 disables cropping. Default: 4.
+    #[serde(default = "default_crop_padding")]
+    pub crop_padding: i64,
+    /// Random horizontal flips in augmentation. Default: true.
+    #[serde(default = "default_true")]
+    pub horizontal_flip: bool,
+}
+
+/// The supported dataset formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetName {
+    /// IDX files (raw or `.gz`), 28×28 grey-scale, 10 classes.
+    #[default]
+    FashionMnist,
+    /// CIFAR-10 binary batches, 32×32 colour, 10 classes.
+    Cifar10,
+    /// One sub-folder per class (Caltech-101 layout), split into train/test by seed.
+    ImageFolder,
+}
+
+/// The supported architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// A four-layer CNN sized for 28×28 inputs, fast on a CPU.
+    #[default]
+    SmallCnn,
+    /// Wide ResNet 28-2 as used by MixMatch (about 1.47 M parameters).
+    Wrn28_2,
+    /// ResNet-18 (about 11.2 M parameters), for larger images.
+    Resnet18,
+}
+
+/// How the labeled set is formed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabeledConfig {
+    /// Number of labeled training images, drawn uniformly at random from the seed. Default: 100.
+    #[serde(default = "default_labeled_size")]
+    pub size: usize,
+    /// Explicit training-set indices to label instead of a random draw. Default: none.
+    #[serde(default)]
+    pub indices: Option<Vec<usize>>,
+}
+
+/// Training algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Cross-entropy on the labeled set only (with augmentation).
+    Supervised,
+    /// MixMatch on labeled + unlabeled data.
+    #[default]
+    Mixmatch,
+}
+
+/// Optimiser, EMA and evaluation settings shared by all methods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimisation steps. Default: 1000.
+    #[serde(default = "default_steps")]
+    pub steps: usize,
+    /// Labeled batch size (MixMatch uses as many unlabeled images per augmentation). Default: 64.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Adam learning rate. Default: 0.002 (MixMatch).
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Decoupled weight decay: conv/linear weights are multiplied by (1 − this) after each step.
+    /// Default: 0.00004 (MixMatch: 0.02 × lr).
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// EMA decay of the evaluated model. Default: 0.999.
+    #[serde(default = "default_ema_decay")]
+    pub ema_decay: f64,
+    /// Warm the EMA up with decay min(ema_decay, (1+t)/(10+t)) (TensorFlow's `num_updates`
+    /// rule) so short runs are not dominated by the random initialisation. Default: true.
+    #[serde(default = "default_true")]
+    pub ema_warmup: bool,
+    /// Evaluate the EMA model on the test set every this many steps. Default: 100.
+    #[serde(default = "default_eval_every")]
+    pub eval_every: usize,
+    /// The reported accuracy is the median of the last this many evaluations
+    /// (paper: 20 on CIFAR-10, 6 on Caltech-101). Default: 5.
+    #[serde(default = "default_median_of")]
+    pub median_of: usize,
+    /// Batch size of evaluation and feature extraction. Default: 512.
+    #[serde(default = "default_eval_batch_size")]
+    pub eval_batch_size: usize,
+}
+
+/// MixMatch hyper-parameters (Berthelot et al. 2019).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixMatchConfig {
+    /// Augmentations per unlabeled image for label guessing (K). Default: 2.
+    #[serde(default = "default_k")]
+    pub augmentations: usize,
+    /// Sharpening temperature of the guessed labels. Default: 0.5.
+    #[serde(default = "default_sharpen")]
+    pub temperature: f64,
+    /// MixUp Beta(α, α) parameter. Default: 0.75.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Weight of the unlabeled loss λ_u after ramp-up. Default: 75.
+    #[serde(default = "default_lambda_u")]
+    pub lambda_u: f64,
+    /// Steps over which λ_u ramps up linearly from 0 (paper: 16 epochs of 1024 steps). Default: 16384.
+    #[serde(default = "default_rampup")]
+    pub rampup_steps: usize,
+}
+
+/// Compute device selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// CUDA device 0 when available, else the CPU.
+    #[default]
+    Auto,
+    /// Always the CPU.
+    Cpu,
+    /// CUDA device 0; an error when CUDA is unavailable.
+    Cuda,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_test_fraction() -> f64 {
+    0.1
+}
+fn default_image_size() -> u32 {
+    224
+}
+fn default_crop_padding() -> i64 {
+    4
+}
+fn default_labeled_size() -> usize {
+    100
+}
+fn default_steps() -> usize {
+    1000
+}
+fn default_batch_size() -> usize {
+    64
+}
+fn default_lr() -> f64 {
+    0.002
+}
+fn default_weight_decay() -> f64 {
+    0.00004
+}
+fn default_ema_decay() -> f64 {
+    0.999
+}
+fn default_eval_every() -> usize {
+    100
+}
+fn default_median_of() -> usize {
+    5
+}
+fn default_eval_batch_size() -> usize {
+    512
+}
+fn default_k() -> usize {
+    2
+}
+fn default_sharpen() -> f64 {
+    0.5
+}
+fn default_alpha() -> f64 {
+    0.75
+}
+fn default_lambda_u() -> f64 {
+    75.0
+}
+fn default_rampup() -> usize {
+    16 * 1024
+}
+
+impl Default for DatasetConfig {
+    fn default() -> Self {
+        Self {
+            name: DatasetName::default(),
+            path: None,
+            test_fraction: default_test_fraction(),
+            image_size: default_image_size(),
+            train_subset: None,
+            test_subset: None,
+            crop_padding: default_crop_padding(),
+            horizontal_flip: true,
+        }
+    }
+}
+
+impl Default for LabeledConfig {
+    fn default() -> Self {
+        Self {
+            size: default_labeled_size(),
+            indices: None,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: default_steps(),
+            batch_size: default_batch_size(),
+            lr: default_lr(),
+            weight_decay: default_weight_decay(),
+            ema_decay: default_ema_decay(),
+            ema_warmup: true,
+            eval_every: default_eval_every(),
+            median_of: default_median_of(),
+            eval_batch_size: default_eval_batch_size(),
+        }
+    }
+}
+
+impl Default for MixMatchConfig {
+    fn default() -> Self {
+        Self {
+            augmentations: default_k(),
+            temperature: default_sharpen(),
+            alpha: default_alpha(),
+            lambda_u: default_lambda_u(),
+            rampup_steps: default_rampup(),
+        }
+    }
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetConfig::default(),
+            model: ModelKind::default(),
+            labeled: LabeledConfig::default(),
+            method: Method::default(),
+            train: TrainConfig::default(),
+            mixmatch: MixMatchConfig::default(),
+            seed: 0,
+            device: DeviceChoice::default(),
+        }
+    }
+}
+
+/// The default location of Debian's `dataset-fashion-mnist` files.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+impl ExperimentConfig {
+    /// Parses a TOML config; errors name the file and the offending key and line.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid(message) => ConfigError::Parse {
+                path: origin.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Reads and validates a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Canonical TOML text of the full config (defaults filled in): what is hashed and stored.
+    pub fn canonical_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises to TOML")
+    }
+
+    /// Content hash of the canonical config: equal configs share it, any change alters it.
+    pub fn content_hash(&self) -> String {
+        let hex = blake3::hash(self.canonical_toml().as_bytes()).to_hex();
+        hex[..16].to_string()
+    }
+
+    /// The dataset directory, with the Fashion-MNIST default applied.
+    pub fn dataset_dir(&self) -> Result<PathBuf, ConfigError> {
+        match (&self.dataset.path, self.dataset.name) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, DatasetName::FashionMnist) => Ok(PathBuf::from(FASHION_MNIST_DIR)),
+            (None, other) => Err(ConfigError::Invalid(format!(
+                "dataset.path is required for dataset.name = {other:?}"
+            ))),
+        }
+    }
+
+    /// Checks value ranges that serde's types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let t = &self.train;
+        if t.steps == 0
+            || t.batch_size == 0
+            || t.eval_every == 0
+            || t.median_of == 0
+            || t.eval_batch_size == 0
+        {
+            return bad("train.steps, batch_size, eval_every, median_of and eval_batch_size must be positive".into());
+        }
+        if !(t.lr > 0.0)
+            || !(0.0..1.0).contains(&t.weight_decay)
+            || !(0.0..1.0).contains(&t.ema_decay)
+        {
+            return bad("train.lr must be > 0, weight_decay and ema_decay in [0, 1)".into());
+        }
+        if !(self.dataset.test_fraction > 0.0 && self.dataset.test_fraction < 1.0) {
+            return bad(format!(
+                "dataset.test_fraction must be in (0, 1), got {}",
+                self.dataset.test_fraction
+            ));
+        }
+        if self.dataset.image_size < 8 || self.dataset.crop_padding < 0 {
+            return bad("dataset.image_size must be >= 8 and crop_padding >= 0".into());
+        }
+        if self.labeled.indices.is_none() && self.labeled.size == 0 {
+            return bad("labeled.size must be positive".into());
+        }
+        let m = &self.mixmatch;
+        if m.augmentations == 0 || !(m.temperature > 0.0) || !(m.alpha > 0.0) || m.lambda_u < 0.0 {
+            return bad(
+                "mixmatch.augmentations, temperature and alpha must be positive, lambda_u >= 0"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let c = ExperimentConfig::from_toml_str("", Path::new("x.toml")).unwrap();
+        assert_eq!(c, ExperimentConfig::default());
+        assert_eq!(c.train.lr, 0.002);
+        assert_eq!(c.train.weight_decay, 0.00004);
+        assert_eq!(c.mixmatch.rampup_steps, 16384);
+        assert_eq!(c.dataset_dir().unwrap(), PathBuf::from(FASHION_MNIST_DIR));
+    }
+
+    #[test]
+    fn misspelt_key_is_named_with_its_line() {
+        let err =
+            ExperimentConfig::from_toml_str("seed = 1\n[train]\nstep = 5\n", Path::new("cfg.toml"))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("cfg.toml"), "{err}");
+        assert!(err.contains("step"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn hash_is_stable_and_sensitive() {
+        let a = ExperimentConfig::default();
+        let mut b = a.clone();
+        assert_eq!(a.content_hash(), b.content_hash());
+        b.seed = 1;
+        assert_ne!(a.content_hash(), b.content_hash());
+        // Round trip through the canonical text keeps the hash.
+        let c = ExperimentConfig::from_toml_str(&b.canonical_toml(), Path::new("c")).unwrap();
+        assert_eq!(c.content_hash(), b.content_hash());
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        let err = ExperimentConfig::from_toml_str(
+            "[dataset]\ntest_fraction = 1.5\n",
+            Path::new("a.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("test_fraction") && err.contains("a.toml"),
+            "{err}"
+        );
+        assert!(
+            ExperimentConfig::from_toml_str("[dataset]\nname = \"cifar10\"\n", Path::new("b"))
+                .unwrap()
+                .dataset_dir()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! One experiment run: load data, choose the labeled set, train, evaluate, and record a
+//! self-describing `result.json` (written atomically).
+use crate::config::{DeviceChoice, ExperimentConfig};
+use crate::data::{AugmentParams, DataError, Dataset};
+use crate::train::{train, DeviceData, Evaluation};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Device;
+
+/// Errors of a run, each naming what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("labeled.indices: {0}")]
+    Labeled(String),
+    #[error(
+        "device = \"cuda\" but CUDA is not available (is libtorch_cuda linked and a GPU visible?)"
+    )]
+    NoCuda,
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One training cycle's record: who was labeled, how the EMA model scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CycleRecord {
+    pub cycle: usize,
+    pub n_labeled: usize,
+    /// Indices added to the labeled set in this cycle, in the order chosen.
+    pub selected: Vec<usize>,
+    pub evaluations: Vec<Evaluation>,
+    /// Median of the last `train.median_of` evaluations.
+    pub accuracy: f64,
+    pub train_seconds: f64,
+}
+
+/// Everything a run leaves behind: self-describing, so ingest needs no sweep file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub ssal_version: String,
+    pub git_commit: String,
+    pub config_hash: String,
+    pub config: ExperimentConfig,
+    pub device: String,
+    /// False while the run is still going (the file is rewritten after each cycle).
+    pub complete: bool,
+    pub labeled_indices: Vec<usize>,
+    pub cycles: Vec<CycleRecord>,
+    /// Accuracy of the last cycle.
+    pub final_accuracy: f64,
+    pub wall_seconds: f64,
+}
+
+/// Resolves the configured device, failing loudly when CUDA is demanded but missing.
+pub fn resolve_device(choice: DeviceChoice) -> Result<Device, RunError> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        DeviceChoice::Cuda => Err(RunError::NoCuda),
+    }
+}
+
+/// The initial labeled set: explicit indices (validated) or a seeded uniform draw.
+pub fn initial_labeled(config: &ExperimentConfig, pool: usize) -> Result<Vec<usize>, RunError> {
+    match &config.labeled.indices {
+        Some(idx) => {
+            if idx.is_empty() {
+                return Err(RunError::Labeled("empty list".into()));
+            }
+            if let Some(bad) = idx.iter().find(|&&i| i >= pool) {
+                return Err(RunError::Labeled(format!(
+                    "index {bad} out of range: the training pool has {pool} images"
+                )));
+            }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(dup) = idx.iter().find(|i| !seen.insert(**i)) {
+                return Err(RunError::Labeled(format!("index {dup} appears twice")));
+            }
+            Ok(idx.clone())
+        }
+        None => {
+            if config.labeled.size > pool {
+                return Err(RunError::Labeled(format!(
+                    "labeled.size = {} exceeds the training pool of {pool} images",
+                    config.labeled.size
+                )));
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x1abe1);
+            Ok(sample(&mut rng, pool, config.labeled.size).into_vec())
+        }
+    }
+}
+
+/// Writes `value` as pretty JSON to `path` via a temporary file and a rename, so a reader (or a
+/// kill mid-write) never sees a partial file.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
+    let err = |source| RunError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+    let text = serde_json::to_string_pretty(value).expect("result serialises");
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// A progress bar on stderr that stays silent when stderr is not a terminal.
+pub fn progress_bar(prefix: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({eta}) {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+/// Runs the experiment and writes `out_dir/result.json`.
+pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunError> {
+    let started = Instant::now();
+    let device = resolve_device(config.device)?;
+    let dataset = Dataset::load(config)?;
+    let labeled = initial_labeled(config, dataset.train.len())?;
+    tch::manual_seed(config.seed as i64);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let augment = AugmentParams {
+        crop_padding: config.dataset.crop_padding,
+        horizontal_flip: config.dataset.horizontal_flip,
+    };
+    let data = DeviceData::new(&dataset, device, augment);
+    let is_labeled: std::collections::HashSet<usize> = labeled.iter().copied().collect();
+    let unlabeled: Vec<usize> = (0..dataset.train.len())
+        .filter(|i| !is_labeled.contains(i))
+        .collect();
+    let bar = progress_bar("train");
+    let t0 = Instant::now();
+    let outcome = train(config, &data, &labeled, &unlabeled, &mut rng, &bar);
+    bar.finish_and_clear();
+    let cycle = CycleRecord {
+        cycle: 0,
+        n_labeled: labeled.len(),
+        selected: labeled.clone(),
+        evaluations: outcome.evaluations,
+        accuracy: outcome.accuracy,
+        train_seconds: t0.elapsed().as_secs_f64(),
+    };
+    let result = RunResult {
+        ssal_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit: env!("SSAL_GIT_COMMIT").to_string(),
+        config_hash: config.content_hash(),
+        config: config.clone(),
+        device: format!("{device:?}"),
+        complete: true,
+        labeled_indices: labeled,
+        final_accuracy: cycle.accuracy,
+        cycles: vec![cycle],
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    write_json_atomic(&out_dir.join("result.json"), &result)?;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_indices_are_validated() {
+        let mut c = ExperimentConfig::default();
+        c.labeled.indices = Some(vec![1, 5, 1]);
+        assert!(initial_labeled(&c, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        c.labeled.indices = Some(vec![1, 10]);
+        assert!(initial_labeled(&c, 10)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+        c.labeled.indices = Some(vec![3, 1]);
+        assert_eq!(initial_labeled(&c, 10).unwrap(), vec![3, 1]);
+    }
+
+    #[test]
+    fn random_draw_is_seeded_and_distinct() {
+        let mut c = ExperimentConfig::default();
+        c.labeled.size = 50;
+        let a = initial_labeled(&c, 100).unwrap();
+        assert_eq!(a, initial_labeled(&c, 100).unwrap());
+        let set: std::collections::HashSet<_> = a.iter().collect();
+        assert_eq!(set.len(), 50);
+        c.seed = 1;
+        assert_ne!(a, initial_labeled(&c, 100).unwrap());
+        c.labeled.size = 101;
+        assert!(initial_labeled(&c, 100).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! ssal: semi-supervised active learning with diversity-based sampling — experiments, sweeps and
+//! statistics. The binary (`src/main.rs`) is a thin wrapper over [`cli`].
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod experiment;
+pub mod models;
+pub mod train;

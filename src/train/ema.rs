@@ -1,0 +1,120 @@
+//! Exponential moving average of a network's weights, the model that is evaluated.
+use crate::models::Network;
+use tch::Tensor;
+
+/// Pairs of (EMA tensor, live tensor), split into averaged parameters and copied buffers.
+pub struct Ema {
+    params: Vec<(Tensor, Tensor)>,
+    buffers: Vec<(Tensor, Tensor)>,
+    decay: f64,
+    warmup: bool,
+    updates: u64,
+}
+
+impl Ema {
+    /// Starts the average at the live network's current weights.
+    pub fn new(ema: &Network, live: &Network, decay: f64, warmup: bool) -> Self {
+        let (e, l) = (ema.vs.variables(), live.vs.variables());
+        let mut names: Vec<&String> = l.keys().collect();
+        names.sort();
+        let (mut params, mut buffers) = (Vec::new(), Vec::new());
+        for name in names {
+            let pair = (e[name].shallow_clone(), l[name].shallow_clone());
+            if l[name].requires_grad() {
+                params.push(pair)
+            } else {
+                buffers.push(pair)
+            }
+        }
+        let mut this = Ema {
+            params,
+            buffers,
+            decay,
+            warmup,
+            updates: 0,
+        };
+        this.copy_all();
+        this
+    }
+
+    fn copy_all(&mut self) {
+        tch::no_grad(|| {
+            for (e, l) in self.params.iter_mut().chain(self.buffers.iter_mut()) {
+                e.copy_(l);
+            }
+        });
+    }
+
+    /// The decay used at the next update: the warm-up rule min(decay, (1+t)/(10+t)) when enabled.
+    pub fn current_decay(&self) -> f64 {
+        let t = self.updates as f64;
+        if self.warmup {
+            self.decay.min((1.0 + t) / (10.0 + t))
+        } else {
+            self.decay
+        }
+    }
+
+    /// Number of updates so far (part of a checkpoint).
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// Restores the update counter from a checkpoint.
+    pub fn set_updates(&mut self, updates: u64) {
+        self.updates = updates;
+    }
+
+    /// ema ← d·ema + (1−d)·live for parameters; batch-norm buffers are copied.
+    pub fn update(&mut self) {
+        let d = self.current_decay();
+        tch::no_grad(|| {
+            for (e, l) in self.params.iter_mut() {
+                let _ = e.g_mul_scalar_(d);
+                let _ = e.g_add_(&(l.shallow_clone() * (1.0 - d)));
+            }
+            for (e, l) in self.buffers.iter_mut() {
+                e.copy_(l);
+            }
+        });
+        self.updates += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelKind;
+    use tch::Device;
+
+    #[test]
+    fn warmup_rule_and_closed_form_average() {
+        tch::manual_seed(0);
+        let live = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
+        let ema_net = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
+        let mut ema = Ema::new(&ema_net, &live, 0.9, true);
+        assert!((ema.current_decay() - 0.1).abs() < 1e-12); // (1+0)/(10+0)
+        let w_live = live.vs.variables()["fc.weight"].shallow_clone();
+        let w0 = w_live.copy();
+        // Move the live weights by +1 twice; EMA follows e ← d e + (1-d) l.
+        let mut expect = w0.copy();
+        for step in 0..2 {
+            let d = ema.current_decay();
+            tch::no_grad(|| {
+                let _ = w_live.shallow_clone().g_add_scalar_(1.0);
+            });
+            ema.update();
+            expect = &expect * d + (&w0 + (step + 1) as f64) * (1.0 - d);
+        }
+        let got = &ema_net.vs.variables()["fc.weight"];
+        assert!(got.allclose(&expect, 1e-6, 1e-6, false));
+        // Buffers are copied, not averaged.
+        let rv = "bn0.running_var";
+        assert!(ema_net.vs.variables()[rv].equal(&live.vs.variables()[rv]));
+        // Without warm-up the decay is the configured one.
+        assert_eq!(
+            Ema::new(&ema_net, &live, 0.999, false).current_decay(),
+            0.999
+        );
+    }
+}

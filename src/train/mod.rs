@@ -1,0 +1,265 @@
+//! Training (supervised or MixMatch) with Adam, decoupled weight decay and an EMA model that is
+//! evaluated on the test set; the reported accuracy is the median of the last evaluations.
+mod ema;
+mod mixmatch;
+
+pub use ema::Ema;
+pub use mixmatch::{mixmatch_loss, sharpen};
+
+use crate::config::{ExperimentConfig, Method};
+use crate::data::{augment_batch, index_tensor, AugmentParams, Dataset};
+use crate::models::Network;
+use indicatif::ProgressBar;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{nn::OptimizerConfig, Device, Kind, Tensor};
+
+/// One evaluation of the EMA model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub step: usize,
+    pub accuracy: f64,
+}
+
+/// The dataset moved to the compute device once, as `u8`, with its normalisation.
+pub struct DeviceData<'a> {
+    pub dataset: &'a Dataset,
+    pub device: Device,
+    pub train_images: Tensor,
+    pub train_labels: Tensor,
+    pub test_images: Tensor,
+    pub test_labels: Tensor,
+    pub augment: AugmentParams,
+}
+
+impl<'a> DeviceData<'a> {
+    /// Copies the splits to `device`.
+    pub fn new(dataset: &'a Dataset, device: Device, augment: AugmentParams) -> Self {
+        DeviceData {
+            dataset,
+            device,
+            train_images: dataset.train.images.to_device(device),
+            train_labels: dataset.train.labels.to_device(device),
+            test_images: dataset.test.images.to_device(device),
+            test_labels: dataset.test.labels.to_device(device),
+            augment,
+        }
+    }
+
+    /// Normalised training images at `indices` (not augmented).
+    pub fn train_batch(&self, indices: &[usize]) -> Tensor {
+        let idx = index_tensor(indices).to_device(self.device);
+        self.dataset
+            .normalise(&self.train_images.index_select(0, &idx), self.device)
+    }
+
+    /// Normalised, augmented training images at `indices`.
+    pub fn augmented_batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
+        augment_batch(&self.train_batch(indices), self.augment, rng)
+    }
+
+    /// Labels of training images at `indices`.
+    pub fn train_label_batch(&self, indices: &[usize]) -> Tensor {
+        self.train_labels
+            .index_select(0, &index_tensor(indices).to_device(self.device))
+    }
+}
+
+/// Draws batches from a pool in shuffled passes, reshuffling when a pass is used up, so every
+/// index appears equally often; pools smaller than a batch are simply cycled.
+#[derive(Debug, Clone)]
+pub struct EpochSampler {
+    pool: Vec<usize>,
+    order: Vec<usize>,
+}
+
+impl EpochSampler {
+    /// A sampler over `pool`.
+    pub fn new(pool: &[usize]) -> Self {
+        assert!(!pool.is_empty(), "cannot sample from an empty pool");
+        EpochSampler {
+            pool: pool.to_vec(),
+            order: Vec::new(),
+        }
+    }
+
+    /// The next `n` indices.
+    pub fn next_batch(&mut self, n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            if self.order.is_empty() {
+                self.order = self.pool.clone();
+                self.order.shuffle(rng);
+            }
+            let take = (n - out.len()).min(self.order.len());
+            out.extend(self.order.drain(self.order.len() - take..));
+        }
+        out
+    }
+}
+
+/// Median of the last `n` accuracies (all of them when fewer).
+pub fn median_of_last(evals: &[Evaluation], n: usize) -> f64 {
+    let start = evals.len().saturating_sub(n);
+    let mut v: Vec<f64> = evals[start..].iter().map(|e| e.accuracy).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// Test accuracy of `net` in evaluation mode.
+pub fn evaluate(net: &Network, data: &DeviceData, batch_size: usize) -> f64 {
+    let n = data.test_labels.size()[0];
+    let mut correct = 0i64;
+    tch::no_grad(|| {
+        for start in (0..n).step_by(batch_size) {
+            let len = batch_size.min((n - start) as usize) as i64;
+            let x = data
+                .dataset
+                .normalise(&data.test_images.narrow(0, start, len), data.device);
+            let pred = net.logits(&x, false).argmax(1, false);
+            correct += pred
+                .eq_tensor(&data.test_labels.narrow(0, start, len))
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+        }
+    });
+    correct as f64 / n as f64
+}
+
+/// A trained pair of networks and its evaluation history.
+pub struct TrainOutcome {
+    pub live: Network,
+    pub ema: Network,
+    pub evaluations: Vec<Evaluation>,
+    /// Median of the last `train.median_of` evaluations.
+    pub accuracy: f64,
+}
+
+/// Trains a fresh network on `labeled` (and, for MixMatch, `unlabeled`) training indices.
+pub fn train(
+    config: &ExperimentConfig,
+    data: &DeviceData,
+    labeled: &[usize],
+    unlabeled: &[usize],
+    rng: &mut ChaCha8Rng,
+    progress: &ProgressBar,
+) -> TrainOutcome {
+    let ds = data.dataset;
+    let [c, _, _] = ds.image_shape();
+    let classes = ds.num_classes as i64;
+    let live = Network::new(config.model, c, classes, data.device);
+    let ema_net = Network::new(config.model, c, classes, data.device);
+    let mut ema = Ema::new(
+        &ema_net,
+        &live,
+        config.train.ema_decay,
+        config.train.ema_warmup,
+    );
+    let mut opt = tch::nn::Adam::default()
+        .build(&live.vs, config.train.lr)
+        .expect("Adam builds");
+    let decayed: Vec<Tensor> = live
+        .vs
+        .trainable_variables()
+        .into_iter()
+        .filter(|t| t.dim() >= 2)
+        .collect();
+    let t = &config.train;
+    let mut lab = EpochSampler::new(labeled);
+    let mut unl = (config.method == Method::Mixmatch && !unlabeled.is_empty())
+        .then(|| EpochSampler::new(unlabeled));
+    let mut evaluations = Vec::new();
+    progress.set_length(t.steps as u64);
+    progress.set_position(0);
+    for step in 0..t.steps {
+        let li = lab.next_batch(t.batch_size, rng);
+        let x = data.augmented_batch(&li, rng);
+        let y = data.train_label_batch(&li);
+        let loss = match unl.as_mut() {
+            None => live.logits(&x, true).cross_entropy_for_logits(&y),
+            Some(unl) => {
+                let ui = unl.next_batch(t.batch_size, rng);
+                let us: Vec<Tensor> = (0..config.mixmatch.augmentations)
+                    .map(|_| data.augmented_batch(&ui, rng))
+                    .collect();
+                let onehot = y.onehot(classes).to_kind(Kind::Float);
+                mixmatch_loss(&live, &x, &onehot, &us, &config.mixmatch, step, rng)
+            }
+        };
+        opt.backward_step(&loss);
+        tch::no_grad(|| {
+            for w in &decayed {
+                let _ = w.shallow_clone().g_mul_scalar_(1.0 - t.weight_decay);
+            }
+        });
+        ema.update();
+        if (step + 1) % t.eval_every == 0 || step + 1 == t.steps {
+            let accuracy = evaluate(&ema_net, data, t.eval_batch_size);
+            evaluations.push(Evaluation {
+                step: step + 1,
+                accuracy,
+            });
+            progress.set_message(format!(
+                "loss {:.3} · EMA test acc {:.2}%",
+                loss.double_value(&[]),
+                100.0 * accuracy
+            ));
+        }
+        progress.inc(1);
+    }
+    let accuracy = median_of_last(&evaluations, t.median_of);
+    TrainOutcome {
+        live,
+        ema: ema_net,
+        evaluations,
+        accuracy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn sampler_covers_the_pool_evenly() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut s = EpochSampler::new(&[10, 11, 12, 13, 14]);
+        let mut counts = [0; 5];
+        for _ in 0..6 {
+            for i in s.next_batch(5, &mut rng) {
+                counts[i - 10] += 1;
+            }
+        }
+        assert_eq!(counts, [6; 5]);
+        // A batch larger than the pool cycles through it.
+        let b = EpochSampler::new(&[7, 8]).next_batch(5, &mut rng);
+        assert_eq!(b.len(), 5);
+        assert!(b.iter().filter(|&&i| i == 7).count() >= 2);
+    }
+
+    #[test]
+    fn median_of_last_n() {
+        let e = |a: &[f64]| {
+            a.iter()
+                .enumerate()
+                .map(|(i, &x)| Evaluation {
+                    step: i,
+                    accuracy: x,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(median_of_last(&e(&[0.1, 0.9, 0.5, 0.7]), 3), 0.7);
+        assert_eq!(median_of_last(&e(&[0.1, 0.9, 0.5, 0.7]), 2), 0.6);
+        assert_eq!(median_of_last(&e(&[0.3]), 20), 0.3);
+    }
+}
