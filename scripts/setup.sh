@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything ssal needs on a fresh Debian machine, idempotently, then builds it.
-# Source it (`. scripts/setup.sh`) to keep LIBTORCH and PATH in your shell, or run it.
+# Run it (`bash scripts/setup.sh`); other scripts source it. The built binary,
+# target/release/ssal, finds libtorch through an embedded rpath: no LD_LIBRARY_PATH needed.
 #   SSAL_CACHE      where the torch venv lives (default ~/.cache/ssal), reused across clones
 #   SSAL_APT_EXTRA  extra Debian packages (e.g. "slurm-wlm munge" for the Slurm tests)
 #   SSAL_NO_BUILD=1 skip `cargo build --release`

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh) and runs the whole test suite.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SSAL_NO_BUILD=1 . "$repo/scripts/setup.sh"
+cd "$repo"
+# One build profile for the binary, the benchmarks and the tests: libtorch's C++ glue is compiled once.
+cargo test --release --no-fail-fast
