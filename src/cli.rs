@@ -1,5 +1,6 @@
 //! Command-line interface: the only place that prints for humans.
 use crate::config::ExperimentConfig;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,29 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Output directory. Default: results/runs/<config hash>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Choose K rows of an embedding matrix by diversity-based sampling with temperature T
+    /// (T = 0: k-center greedy; T = 0.5: k-means++ seeding). Prints the chosen row indices, one
+    /// per line, in the order chosen.
+    Select {
+        /// N × d float32/float64 `.npy` matrix.
+        #[arg(long)]
+        embeddings: PathBuf,
+        /// Number of rows to choose.
+        #[arg(long)]
+        k: usize,
+        /// Temperature T >= 0.
+        #[arg(long)]
+        temperature: f64,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Already-labeled row indices, one per line; they are the starting centres.
+        #[arg(long)]
+        labeled: Option<PathBuf>,
+        /// Write the indices here (atomically) instead of printing them.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -59,6 +83,31 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Select {
+            embeddings,
+            k,
+            temperature,
+            seed,
+            labeled,
+            out,
+        } => {
+            use rand::SeedableRng;
+            let (values, dim) = crate::select::read_embeddings_npy(&embeddings)?;
+            let emb = crate::select::Embeddings::new(&values, dim)
+                .with_context(|| format!("{}", embeddings.display()))?;
+            let labeled = match labeled {
+                Some(path) => read_index_file(&path)?,
+                None => Vec::new(),
+            };
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let chosen = crate::select::diversity_sample(&emb, k, temperature, &labeled, &mut rng)?;
+            let text: String = chosen.iter().map(|i| format!("{i}\n")).collect();
+            match out {
+                Some(path) => crate::experiment::write_text_atomic(&path, &text)?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
         Command::Info => {
             println!(
                 "ssal {} ({})",
@@ -74,4 +123,22 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Reads one non-negative integer per line (blank lines and `#` comments ignored).
+fn read_index_file(path: &std::path::Path) -> anyhow::Result<Vec<usize>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        match line.parse::<usize>() {
+            Ok(i) => out.push(i),
+            Err(_) => bail!("{}:{}: {line:?} is not a row index", path.display(), n + 1),
+        }
+    }
+    Ok(out)
 }

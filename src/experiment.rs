@@ -104,15 +104,26 @@ pub fn initial_labeled(config: &ExperimentConfig, pool: usize) -> Result<Vec<usi
 /// Writes `value` as pretty JSON to `path` via a temporary file and a rename, so a reader (or a
 /// kill mid-write) never sees a partial file.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
+    write_text_atomic(
+        path,
+        &serde_json::to_string_pretty(value).expect("result serialises"),
+    )
+}
+
+/// Writes `text` to `path` via a temporary file in the same directory and a rename.
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<(), RunError> {
     let err = |source| RunError::Write {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-    let text = serde_json::to_string_pretty(value).expect("result serialises");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }

@@ -5,4 +5,5 @@ pub mod config;
 pub mod data;
 pub mod experiment;
 pub mod models;
+pub mod select;
 pub mod train;

@@ -1,0 +1,7 @@
+//! Choosing which images to label: diversity-based sampling with temperature (the paper's
+//! Eq. 1–2), used for initial sets and, on model embeddings, by the query strategies.
+mod diversity;
+mod npy;
+
+pub use diversity::{diversity_sample, Embeddings, SelectError};
+pub use npy::read_embeddings_npy;
