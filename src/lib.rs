@@ -6,4 +6,5 @@ pub mod data;
 pub mod experiment;
 pub mod models;
 pub mod select;
+pub mod stats;
 pub mod train;

@@ -1,0 +1,197 @@
+//! Summary statistics and significance tests over per-seed results. Pure functions, no I/O;
+//! Student's t distribution comes from `statrs`.
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+/// n, mean, sample standard deviation, standard error and a 95 % t confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub n: usize,
+    pub mean: f64,
+    pub sd: f64,
+    pub se: f64,
+    pub ci95: (f64, f64),
+}
+
+/// A t-test's statistic, degrees of freedom and two-sided p-value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TTest {
+    pub t: f64,
+    pub df: f64,
+    pub p: f64,
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+fn variance(xs: &[f64]) -> f64 {
+    let m = mean(xs);
+    xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() as f64 - 1.0)
+}
+
+fn two_sided_p(t: f64, df: f64) -> f64 {
+    if t.is_nan() || df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    let dist = StudentsT::new(0.0, 1.0, df).expect("df > 0");
+    2.0 * (1.0 - dist.cdf(t.abs()))
+}
+
+/// Summarises a sample; with one value the spread, SE and CI are NaN (unknown, not zero).
+pub fn summarize(xs: &[f64]) -> Summary {
+    let n = xs.len();
+    let m = if n == 0 { f64::NAN } else { mean(xs) };
+    if n < 2 {
+        return Summary {
+            n,
+            mean: m,
+            sd: f64::NAN,
+            se: f64::NAN,
+            ci95: (f64::NAN, f64::NAN),
+        };
+    }
+    let sd = variance(xs).sqrt();
+    let se = sd / (n as f64).sqrt();
+    let q = StudentsT::new(0.0, 1.0, (n - 1) as f64)
+        .expect("df > 0")
+        .inverse_cdf(0.975);
+    Summary {
+        n,
+        mean: m,
+        sd,
+        se,
+        ci95: (m - q * se, m + q * se),
+    }
+}
+
+/// Welch's unequal-variance t-test of mean(a) − mean(b).
+pub fn welch_t_test(a: &[f64], b: &[f64]) -> TTest {
+    if a.len() < 2 || b.len() < 2 {
+        return TTest {
+            t: f64::NAN,
+            df: f64::NAN,
+            p: f64::NAN,
+        };
+    }
+    let (va, vb) = (variance(a) / a.len() as f64, variance(b) / b.len() as f64);
+    let t = (mean(a) - mean(b)) / (va + vb).sqrt();
+    let df =
+        (va + vb).powi(2) / (va * va / (a.len() as f64 - 1.0) + vb * vb / (b.len() as f64 - 1.0));
+    TTest {
+        t,
+        df,
+        p: two_sided_p(t, df),
+    }
+}
+
+/// Paired t-test over matched values (same seeds): a one-sample test of the differences.
+pub fn paired_t_test(a: &[f64], b: &[f64]) -> TTest {
+    assert_eq!(a.len(), b.len(), "paired samples must have equal length");
+    if a.len() < 2 {
+        return TTest {
+            t: f64::NAN,
+            df: f64::NAN,
+            p: f64::NAN,
+        };
+    }
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let df = (d.len() - 1) as f64;
+    let t = mean(&d) / (variance(&d).sqrt() / (d.len() as f64).sqrt());
+    TTest {
+        t,
+        df,
+        p: two_sided_p(t, df),
+    }
+}
+
+/// Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1), in input order.
+/// NaN p-values are left NaN and not counted as comparisons.
+pub fn holm_bonferroni(ps: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..ps.len()).filter(|&i| !ps[i].is_nan()).collect();
+    order.sort_by(|&i, &j| ps[i].total_cmp(&ps[j]));
+    let m = order.len();
+    let mut out = vec![f64::NAN; ps.len()];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max((m - rank) as f64 * ps[i]);
+        out[i] = running.min(1.0);
+    }
+    out
+}
+
+/// Cohen's d with the pooled standard deviation: the effect size of mean(a) − mean(b).
+pub fn cohens_d(a: &[f64], b: &[f64]) -> f64 {
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let pooled = (((na - 1.0) * variance(a) + (nb - 1.0) * variance(b)) / (na + nb - 2.0)).sqrt();
+    (mean(a) - mean(b)) / pooled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Reference values computed once with SciPy 1.17.1 (scipy.stats.sem, t.interval,
+    // ttest_ind(equal_var=False), ttest_rel) on these samples.
+    const A: [f64; 5] = [0.871, 0.862, 0.880, 0.869, 0.875];
+    const B: [f64; 5] = [0.850, 0.861, 0.848, 0.866, 0.857];
+
+    fn close(a: f64, b: f64, tol: f64) {
+        assert!((a - b).abs() <= tol, "{a} vs {b}");
+    }
+
+    #[test]
+    fn summary_matches_scipy() {
+        let s = summarize(&A);
+        close(s.mean, 0.8714, 1e-12);
+        close(s.sd, 0.006730527468185542, 1e-12);
+        close(s.se, 0.0030099833886584847, 1e-12);
+        close(s.ci95.0, 0.8630429463538325, 1e-9);
+        close(s.ci95.1, 0.8797570536461676, 1e-9);
+        let one = summarize(&[0.5]);
+        assert_eq!(one.mean, 0.5);
+        assert!(one.se.is_nan());
+    }
+
+    #[test]
+    fn welch_matches_scipy() {
+        let w = welch_t_test(&A, &B);
+        close(w.t, 3.3275869103104267, 1e-9);
+        close(w.df, 7.907311299978169, 1e-9);
+        close(w.p, 0.010596181343654547, 1e-7);
+        let w = welch_t_test(&[1.0, 2.0, 3.5], &[1.2, 2.9, 3.0, 4.4]);
+        close(w.t, -0.7241717792859681, 1e-9);
+        close(w.df, 4.562808492615939, 1e-9);
+        close(w.p, 0.5043637319324941, 1e-7);
+    }
+
+    #[test]
+    fn paired_matches_scipy() {
+        let p = paired_t_test(&A, &B);
+        close(p.t, 2.583903609560829, 1e-9);
+        assert_eq!(p.df, 4.0);
+        close(p.p, 0.061075298914380835, 1e-7);
+    }
+
+    #[test]
+    fn holm_hand_computed() {
+        // Sorted 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, max(0.04·1, 0.06) = 0.06.
+        let adj = holm_bonferroni(&[0.01, 0.04, 0.03, 0.005]);
+        for (g, w) in adj.iter().zip([0.03, 0.06, 0.06, 0.02]) {
+            close(*g, w, 1e-12);
+        }
+        assert_eq!(holm_bonferroni(&[0.6, 0.9])[1], 1.0);
+        let with_nan = holm_bonferroni(&[f64::NAN, 0.02]);
+        assert!(with_nan[0].is_nan());
+        close(with_nan[1], 0.02, 1e-15);
+    }
+
+    #[test]
+    fn cohens_d_closed_form() {
+        // Pooled SD of A and B computed with NumPy (ddof = 1): d = 2.104550749748676.
+        close(cohens_d(&A, &B), 2.104550749748676, 1e-9);
+        // Shifting one sample by one pooled SD gives d = 1 exactly.
+        let x = [1.0, 2.0, 3.0];
+        let y: Vec<f64> = x.iter().map(|v| v - 1.0).collect();
+        close(cohens_d(&x, &y), 1.0, 1e-12);
+    }
+}
