@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod experiment;
+pub mod metrics;
 pub mod models;
 pub mod select;
 pub mod stats;
