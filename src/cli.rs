@@ -47,8 +47,26 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Sweeps: TOML grids expanded into jobs with content-hash ids.
+    Sweep {
+        #[command(subcommand)]
+        command: SweepCommand,
+    },
     /// Print the torch build and whether CUDA is usable.
     Info,
+}
+
+#[derive(Debug, Subcommand)]
+enum SweepCommand {
+    /// Dry run: expand the grid, write one config per job under RESULTS/<sweep>/jobs/<id>/,
+    /// print the job count and the count per axis value. Touches no scheduler.
+    Plan {
+        /// Sweep file (TOML: `[base]`, `[grid]`, `[[exclude]]`, `[[include]]`).
+        file: PathBuf,
+        /// Results root. Default: results.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+    },
 }
 
 /// Exit code for bad input (config, data files, arguments).
@@ -106,6 +124,24 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 Some(path) => crate::experiment::write_text_atomic(&path, &text)?,
                 None => print!("{text}"),
             }
+            Ok(())
+        }
+        Command::Sweep {
+            command: SweepCommand::Plan { file, results },
+        } => {
+            let plan = crate::sweep::plan_file(&file)?;
+            let dir = results.join(&plan.name);
+            plan.write(&dir)?;
+            println!("sweep {}: {} jobs", plan.name, plan.jobs.len());
+            for (axis, counts) in plan.counts_per_axis() {
+                let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{v}: {n}")).collect();
+                println!("  {axis:<20} {}", parts.join(", "));
+            }
+            println!(
+                "configs: {}/jobs/<job id>/config.toml; index: {}/plan.tsv",
+                dir.display(),
+                dir.display()
+            );
             Ok(())
         }
         Command::Info => {

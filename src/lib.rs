@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod models;
 pub mod select;
 pub mod stats;
+pub mod sweep;
 pub mod train;

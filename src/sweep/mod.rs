@@ -1,0 +1,409 @@
+//! Sweeps: a base experiment config plus a grid of axes over any config field, expanded into
+//! jobs whose ids are content hashes of their full configs (so re-planning gives the same ids
+//! and identical configs collapse to one job).
+use crate::config::{ConfigError, ExperimentConfig};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use toml::{Spanned, Table, Value};
+
+/// Errors in a sweep file, naming the file, the key and its line.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("cannot read sweep {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid sweep {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A sweep file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SweepFile {
+    /// Name of the sweep (results go to `results/<name>/`). Default: the file's stem.
+    #[serde(default)]
+    name: Option<String>,
+    /// Shuffle the job order with this seed (e.g. to spread expensive jobs). Default: no shuffle.
+    #[serde(default)]
+    shuffle_seed: Option<u64>,
+    /// The experiment config every job starts from. Default: all defaults.
+    #[serde(default)]
+    base: Table,
+    /// Axes: dotted config field → list of values. Default: no axis (one job).
+    #[serde(default)]
+    grid: BTreeMap<Spanned<String>, Spanned<Vec<Value>>>,
+    /// Partial combinations removed from the product (a job matching all fields of one is dropped).
+    #[serde(default)]
+    exclude: Vec<BTreeMap<Spanned<String>, Value>>,
+    /// Extra combinations added after the product (fields not given take the base values).
+    #[serde(default)]
+    include: Vec<BTreeMap<Spanned<String>, Value>>,
+}
+
+/// One planned job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Content hash of the full config.
+    pub id: String,
+    pub config: ExperimentConfig,
+    /// The axis values that define this job, as `field=value` pairs.
+    pub label: Vec<(String, String)>,
+}
+
+/// An expanded sweep.
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    pub jobs: Vec<Job>,
+    /// Axes in order, with their values.
+    pub axes: Vec<(String, Vec<Value>)>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Sets `path` (dotted) in `table`, failing when the field does not exist in `schema`.
+fn set_field(table: &mut Table, schema: &Table, path: &str, value: Value) -> Result<(), String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let (mut t, mut s) = (table, schema);
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let known = s
+            .get(*part)
+            .ok_or_else(|| format!("`{path}` names no config field (no `{part}`)"))?;
+        if last {
+            t.insert(part.to_string(), value);
+            return Ok(());
+        }
+        s = known
+            .as_table()
+            .ok_or_else(|| format!("`{path}`: `{part}` is not a table"))?;
+        t = t
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Table(Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("`{path}`: base sets `{part}` to a non-table"))?;
+    }
+    Ok(())
+}
+
+/// The full default config as a TOML table plus optional fields, for checking axis names.
+fn schema() -> Table {
+    let mut t: Table =
+        toml::from_str(&ExperimentConfig::default().canonical_toml()).expect("valid");
+    // Optional fields are absent from the serialised default; list them explicitly.
+    let dataset = t
+        .get_mut("dataset")
+        .and_then(Value::as_table_mut)
+        .expect("dataset table");
+    for k in ["path", "train_subset", "test_subset"] {
+        dataset.insert(k.into(), Value::Boolean(false));
+    }
+    let labeled = t
+        .get_mut("labeled")
+        .and_then(Value::as_table_mut)
+        .expect("labeled table");
+    labeled.insert("indices".into(), Value::Boolean(false));
+    t
+}
+
+fn short(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses and expands a sweep file.
+pub fn plan_file(path: &Path) -> Result<Plan, SweepError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SweepError::Io {
+        path: path.into(),
+        source,
+    })?;
+    plan_str(&text, path)
+}
+
+/// Parses and expands sweep text; `origin` names it in errors.
+pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
+    let invalid = |message: String| SweepError::Invalid {
+        path: origin.into(),
+        message,
+    };
+    let file: SweepFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let schema = schema();
+    let name = file.name.clone().unwrap_or_else(|| {
+        origin
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or("sweep".into())
+    });
+    let check = |key: &Spanned<String>| -> Result<(), SweepError> {
+        set_field(
+            &mut Table::new(),
+            &schema,
+            key.get_ref(),
+            Value::Boolean(false),
+        )
+        .map_err(|m| invalid(format!("line {}: {m}", line_of(text, key.span().start))))
+    };
+    let mut axes = Vec::new();
+    for (key, values) in &file.grid {
+        check(key)?;
+        if values.get_ref().is_empty() {
+            return Err(invalid(format!(
+                "line {}: axis `{}` has no values",
+                line_of(text, values.span().start),
+                key.get_ref()
+            )));
+        }
+        axes.push((key.get_ref().clone(), values.get_ref().clone()));
+    }
+    for k in file
+        .exclude
+        .iter()
+        .chain(&file.include)
+        .flat_map(|m| m.keys())
+    {
+        check(k)?;
+    }
+    let build = |fields: &[(String, Value)]| -> Result<Job, SweepError> {
+        let mut table = file.base.clone();
+        for (k, v) in fields {
+            set_field(&mut table, &schema, k, v.clone()).map_err(&invalid)?;
+        }
+        let label: Vec<(String, String)> =
+            fields.iter().map(|(k, v)| (k.clone(), short(v))).collect();
+        let config: ExperimentConfig =
+            Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    invalid(format!("job {}: {}", describe(&label), e.message()))
+                })?;
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid(m) => invalid(format!("job {}: {m}", describe(&label))),
+            other => invalid(other.to_string()),
+        })?;
+        Ok(Job {
+            id: config.content_hash(),
+            config,
+            label,
+        })
+    };
+    let excluded = |fields: &[(String, Value)]| {
+        file.exclude.iter().any(|ex| {
+            ex.iter()
+                .all(|(k, v)| fields.iter().any(|(fk, fv)| fk == k.get_ref() && fv == v))
+        })
+    };
+    let mut jobs = Vec::new();
+    let mut seen = BTreeSet::new();
+    let total: usize = axes.iter().map(|(_, v)| v.len()).product();
+    let mut fields: Vec<(String, Value)> = Vec::with_capacity(axes.len());
+    for mut flat in 0..total {
+        fields.clear();
+        // Mixed-radix decode, last axis fastest.
+        let mut digits = vec![0; axes.len()];
+        for (a, (_, values)) in axes.iter().enumerate().rev() {
+            digits[a] = flat % values.len();
+            flat /= values.len();
+        }
+        for (a, (k, values)) in axes.iter().enumerate() {
+            fields.push((k.clone(), values[digits[a]].clone()));
+        }
+        if excluded(&fields) {
+            continue;
+        }
+        let job = build(&fields)?;
+        if seen.insert(job.id.clone()) {
+            jobs.push(job);
+        }
+    }
+    for inc in &file.include {
+        let f: Vec<(String, Value)> = inc
+            .iter()
+            .map(|(k, v)| (k.get_ref().clone(), v.clone()))
+            .collect();
+        let job = build(&f)?;
+        if seen.insert(job.id.clone()) {
+            jobs.push(job);
+        }
+    }
+    if let Some(seed) = file.shuffle_seed {
+        jobs.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    }
+    Ok(Plan { name, jobs, axes })
+}
+
+fn describe(label: &[(String, String)]) -> String {
+    let parts: Vec<String> = label.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+impl Plan {
+    /// Writes `dir/jobs/<id>/config.toml` for every job and `dir/plan.tsv` (index, id, axes).
+    pub fn write(&self, dir: &Path) -> Result<(), SweepError> {
+        let w = |path: PathBuf, text: String| {
+            std::fs::create_dir_all(path.parent().expect("has parent"))
+                .and_then(|_| std::fs::write(&path, text))
+                .map_err(|source| SweepError::Write { path, source })
+        };
+        let mut tsv = String::from("index\tjob_id\taxes\n");
+        for (i, job) in self.jobs.iter().enumerate() {
+            w(
+                dir.join("jobs").join(&job.id).join("config.toml"),
+                job.config.canonical_toml(),
+            )?;
+            tsv.push_str(&format!("{i}\t{}\t{}\n", job.id, describe(&job.label)));
+        }
+        w(dir.join("plan.tsv"), tsv)
+    }
+
+    /// Jobs per value of each axis, for the dry-run summary.
+    pub fn counts_per_axis(&self) -> Vec<(String, Vec<(String, usize)>)> {
+        self.axes
+            .iter()
+            .map(|(axis, values)| {
+                let counts = values
+                    .iter()
+                    .map(|v| {
+                        let s = short(v);
+                        let n = self
+                            .jobs
+                            .iter()
+                            .filter(|j| j.label.iter().any(|(k, lv)| k == axis && *lv == s))
+                            .count();
+                        (s, n)
+                    })
+                    .collect();
+                (axis.clone(), counts)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SWEEP: &str = r#"
+[base]
+method = "mixmatch"
+[base.train]
+steps = 10
+
+[grid]
+seed = [0, 1, 2]
+method = ["supervised", "mixmatch"]
+"labeled.size" = [40, 100]
+
+[[exclude]]
+method = "supervised"
+"labeled.size" = 40
+
+[[include]]
+seed = 9
+"train.steps" = 99
+"#;
+
+    fn plan(text: &str) -> Result<Plan, SweepError> {
+        plan_str(text, Path::new("sweeps/demo.toml"))
+    }
+
+    #[test]
+    fn expands_product_minus_excludes_plus_includes() {
+        let p = plan(SWEEP).unwrap();
+        assert_eq!(p.name, "demo");
+        // 3 × 2 × 2 = 12, minus 3 (supervised with 40 labels), plus 1 include.
+        assert_eq!(p.jobs.len(), 10);
+        assert!(!p
+            .jobs
+            .iter()
+            .any(|j| j.config.method == crate::config::Method::Supervised
+                && j.config.labeled.size == 40));
+        let inc = p.jobs.last().unwrap();
+        assert_eq!(
+            (
+                inc.config.seed,
+                inc.config.train.steps,
+                inc.config.labeled.size
+            ),
+            (9, 99, 100)
+        );
+        // Base values reach every job.
+        assert!(p.jobs[..9].iter().all(|j| j.config.train.steps == 10));
+        let counts = p.counts_per_axis();
+        assert_eq!(counts[0].0, "labeled.size");
+        assert_eq!(counts[0].1, vec![("40".into(), 3), ("100".into(), 6)]);
+    }
+
+    #[test]
+    fn ids_are_stable_and_duplicates_collapse() {
+        let a = plan(SWEEP).unwrap();
+        let b = plan(SWEEP).unwrap();
+        assert_eq!(
+            a.jobs.iter().map(|j| &j.id).collect::<Vec<_>>(),
+            b.jobs.iter().map(|j| &j.id).collect::<Vec<_>>()
+        );
+        // The id is the config's content hash.
+        assert!(a.jobs.iter().all(|j| j.id == j.config.content_hash()));
+        // Listing the default value next to itself gives one job, not two.
+        let p = plan("[grid]\nseed = [0, 0]\n\"train.steps\" = [1000, 1000]\n").unwrap();
+        assert_eq!(p.jobs.len(), 1);
+        // An include that equals a grid job adds nothing.
+        let p = plan("[grid]\nseed = [0, 1]\n[[include]]\nseed = 1\n").unwrap();
+        assert_eq!(p.jobs.len(), 2);
+    }
+
+    #[test]
+    fn shuffle_is_seeded_permutation() {
+        let text = format!("shuffle_seed = 3\n{SWEEP}");
+        let a = plan(&text).unwrap();
+        let plain = plan(SWEEP).unwrap();
+        let mut x: Vec<_> = a.jobs.iter().map(|j| j.id.clone()).collect();
+        let mut y: Vec<_> = plain.jobs.iter().map(|j| j.id.clone()).collect();
+        assert_ne!(x, y);
+        x.sort();
+        y.sort();
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let e = plan("[grid]\nseed = [0]\n\"train.stepz\" = [1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("train.stepz") && e.contains("line 3") && e.contains("demo.toml"),
+            "{e}"
+        );
+        let e = plan("nmae = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("nmae") && e.contains("line 1"), "{e}");
+        let e = plan("[grid]\nmethod = [\"supervised\", \"semi\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("method=semi") && e.contains("unknown variant"),
+            "{e}"
+        );
+        let e = plan("[grid]\nseed = []\n").unwrap_err().to_string();
+        assert!(e.contains("no values") && e.contains("line 2"), "{e}");
+        let e = plan("[grid]\n\"train.lr\" = [-1.0]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lr"), "{e}");
+        let e = plan("[[exclude]]\nsed = 1\n").unwrap_err().to_string();
+        assert!(e.contains("sed") && e.contains("line 2"), "{e}");
+    }
+}
