@@ -90,9 +90,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let cfg = ExperimentConfig::load(&config)?;
             let out = out.unwrap_or_else(|| PathBuf::from("results/runs").join(cfg.content_hash()));
             let r = crate::experiment::run(&cfg, &out)?;
+            let accuracy = r
+                .final_accuracy
+                .map_or("not trained".into(), |a| format!("{:.2}%", 100.0 * a));
             println!(
-                "accuracy {:.2}% ({} labels, {:?}, {:.1}s on {}) → {}",
-                100.0 * r.final_accuracy,
+                "accuracy {accuracy} ({} labels, {:?}, {:.1}s on {}) → {}",
                 r.labeled_indices.len(),
                 cfg.method,
                 r.wall_seconds,

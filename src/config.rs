@@ -32,6 +32,12 @@ pub struct ExperimentConfig {
     /// How the labeled set is chosen.
     #[serde(default)]
     pub labeled: LabeledConfig,
+    /// How the initial labeled set is chosen when `labeled.indices` is not given.
+    #[serde(default)]
+    pub init: InitConfig,
+    /// Self-supervised RotNet embedding settings (used when `init.embedding = "rotnet"`).
+    #[serde(default)]
+    pub rotnet: RotNetConfig,
     /// Training algorithm. Default: `mixmatch`.
     #[serde(default)]
     pub method: Method,
@@ -118,6 +124,74 @@ pub struct LabeledConfig {
     pub indices: Option<Vec<usize>>,
 }
 
+/// Initial labeled-set selection (paper, Section IV-A).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitConfig {
+    /// `random` (uniform draw) or `diversity` (diversity-based sampling on the embedding).
+    /// Default: `random`.
+    #[serde(default)]
+    pub strategy: InitStrategy,
+    /// Temperature T of diversity sampling: 0 is k-center greedy, 0.5 k-means++ seeding (the
+    /// paper's choice). Default: 0.5.
+    #[serde(default = "default_init_temperature")]
+    pub temperature: f64,
+    /// Embedding used for diversity sampling and the diversity metric of the initial set:
+    /// `none`, `rotnet` (trained on the training pool, cached) or `npy` (imported). Default: `none`.
+    #[serde(default)]
+    pub embedding: EmbeddingSource,
+    /// For `embedding = "npy"`: an N × d float32/float64 matrix whose rows are the training
+    /// images in dataset order (after `train_subset`). Default: none.
+    #[serde(default)]
+    pub embedding_path: Option<PathBuf>,
+}
+
+/// Initial-set strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitStrategy {
+    /// Uniformly at random.
+    #[default]
+    Random,
+    /// Diversity-based sampling with temperature `init.temperature`.
+    Diversity,
+}
+
+/// Where initial-set embeddings come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingSource {
+    /// No embedding (random initial sets only; no diversity metric).
+    #[default]
+    None,
+    /// A RotNet trained on the unlabeled training pool.
+    Rotnet,
+    /// An imported `.npy` matrix (`init.embedding_path`).
+    Npy,
+}
+
+/// RotNet training for initial-set embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotNetConfig {
+    /// Optimisation steps. Default: 1500.
+    #[serde(default = "default_rotnet_steps")]
+    pub steps: usize,
+    /// Images per batch (each seen in all four rotations). Default: 64.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Width w of the first block; the embedding has 2w dimensions (w = 96 gives the RotNet
+    /// paper's 192-d CIFAR-10 features). Default: 32.
+    #[serde(default = "default_rotnet_width")]
+    pub width: i64,
+    /// Adam learning rate. Default: 0.002.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Seed of the RotNet's training. Default: the run's seed.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
 /// Training algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,7 +207,7 @@ pub enum Method {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Optimisation steps. Default: 1000.
+    /// Optimisation steps; 0 stops after choosing (and measuring) the labeled set. Default: 1000.
     #[serde(default = "default_steps")]
     pub steps: usize,
     /// Labeled batch size (MixMatch uses as many unlabeled images per augmentation). Default: 64.
@@ -253,6 +327,38 @@ fn default_lambda_u() -> f64 {
 fn default_rampup() -> usize {
     16 * 1024
 }
+fn default_init_temperature() -> f64 {
+    0.5
+}
+fn default_rotnet_steps() -> usize {
+    1500
+}
+fn default_rotnet_width() -> i64 {
+    32
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        Self {
+            strategy: InitStrategy::default(),
+            temperature: default_init_temperature(),
+            embedding: EmbeddingSource::default(),
+            embedding_path: None,
+        }
+    }
+}
+
+impl Default for RotNetConfig {
+    fn default() -> Self {
+        Self {
+            steps: default_rotnet_steps(),
+            batch_size: default_batch_size(),
+            width: default_rotnet_width(),
+            lr: default_lr(),
+            seed: None,
+        }
+    }
+}
 
 impl Default for DatasetConfig {
     fn default() -> Self {
@@ -312,6 +418,8 @@ impl Default for ExperimentConfig {
             dataset: DatasetConfig::default(),
             model: ModelKind::default(),
             labeled: LabeledConfig::default(),
+            init: InitConfig::default(),
+            rotnet: RotNetConfig::default(),
             method: Method::default(),
             train: TrainConfig::default(),
             mixmatch: MixMatchConfig::default(),
@@ -376,13 +484,11 @@ impl ExperimentConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let t = &self.train;
-        if t.steps == 0
-            || t.batch_size == 0
-            || t.eval_every == 0
-            || t.median_of == 0
-            || t.eval_batch_size == 0
-        {
-            return bad("train.steps, batch_size, eval_every, median_of and eval_batch_size must be positive".into());
+        if t.batch_size == 0 || t.eval_every == 0 || t.median_of == 0 || t.eval_batch_size == 0 {
+            return bad(
+                "train.batch_size, eval_every, median_of and eval_batch_size must be positive"
+                    .into(),
+            );
         }
         if !(t.lr > 0.0)
             || !(0.0..1.0).contains(&t.weight_decay)
@@ -401,6 +507,28 @@ impl ExperimentConfig {
         }
         if self.labeled.indices.is_none() && self.labeled.size == 0 {
             return bad("labeled.size must be positive".into());
+        }
+        let i = &self.init;
+        if !(i.temperature.is_finite() && i.temperature >= 0.0) {
+            return bad(format!(
+                "init.temperature must be finite and >= 0, got {}",
+                i.temperature
+            ));
+        }
+        if i.strategy == InitStrategy::Diversity && i.embedding == EmbeddingSource::None {
+            return bad(
+                "init.strategy = \"diversity\" needs init.embedding = \"rotnet\" or \"npy\"".into(),
+            );
+        }
+        if (i.embedding == EmbeddingSource::Npy) != i.embedding_path.is_some() {
+            return bad(
+                "init.embedding_path is required with, and only with, init.embedding = \"npy\""
+                    .into(),
+            );
+        }
+        let r = &self.rotnet;
+        if r.steps == 0 || r.batch_size == 0 || r.width <= 0 || !(r.lr > 0.0) {
+            return bad("rotnet.steps, batch_size, width and lr must be positive".into());
         }
         let m = &self.mixmatch;
         if m.augmentations == 0 || !(m.temperature > 0.0) || !(m.alpha > 0.0) || m.lambda_u < 0.0 {
@@ -468,5 +596,17 @@ mod tests {
                 .dataset_dir()
                 .is_err()
         );
+        let e = ExperimentConfig::from_toml_str(
+            "[init]\nstrategy = \"diversity\"\n",
+            Path::new("d.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("init.embedding") && e.contains("d.toml"), "{e}");
+        let e =
+            ExperimentConfig::from_toml_str("[init]\nembedding = \"npy\"\n", Path::new("e.toml"))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("embedding_path"), "{e}");
     }
 }

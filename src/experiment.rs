@@ -1,7 +1,10 @@
 //! One experiment run: load data, choose the labeled set, train, evaluate, and record a
 //! self-describing `result.json` (written atomically).
-use crate::config::{DeviceChoice, ExperimentConfig};
+use crate::config::{DeviceChoice, ExperimentConfig, InitStrategy};
 use crate::data::{AugmentParams, DataError, Dataset};
+use crate::embed::{embeddings_for, EmbedError, EmbeddingMatrix};
+use crate::metrics::{class_distribution_distance, class_histogram, diversity};
+use crate::select::{diversity_sample, Embeddings, SelectError};
 use crate::train::{train, DeviceData, Evaluation};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample;
@@ -17,6 +20,10 @@ use tch::Device;
 pub enum RunError {
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Select(#[from] SelectError),
     #[error("labeled.indices: {0}")]
     Labeled(String),
     #[error(
@@ -37,9 +44,16 @@ pub struct CycleRecord {
     pub n_labeled: usize,
     /// Indices added to the labeled set in this cycle, in the order chosen.
     pub selected: Vec<usize>,
+    /// Labeled images per class after this cycle's selection.
+    pub class_histogram: Vec<usize>,
+    /// Eq. 6 distance between the labeled set's class proportions and the training pool's.
+    pub class_distance: f64,
+    /// Mean pairwise L2 distance of this cycle's selection in the selection embedding
+    /// (RotNet / imported for the initial set); absent without an embedding.
+    pub diversity: Option<f64>,
     pub evaluations: Vec<Evaluation>,
-    /// Median of the last `train.median_of` evaluations.
-    pub accuracy: f64,
+    /// Median of the last `train.median_of` evaluations; absent when `train.steps = 0`.
+    pub accuracy: Option<f64>,
     pub train_seconds: f64,
 }
 
@@ -55,8 +69,8 @@ pub struct RunResult {
     pub complete: bool,
     pub labeled_indices: Vec<usize>,
     pub cycles: Vec<CycleRecord>,
-    /// Accuracy of the last cycle.
-    pub final_accuracy: f64,
+    /// Accuracy of the last cycle; absent when `train.steps = 0`.
+    pub final_accuracy: Option<f64>,
     pub wall_seconds: f64,
 }
 
@@ -70,8 +84,13 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device, RunError> {
     }
 }
 
-/// The initial labeled set: explicit indices (validated) or a seeded uniform draw.
-pub fn initial_labeled(config: &ExperimentConfig, pool: usize) -> Result<Vec<usize>, RunError> {
+/// The initial labeled set: explicit indices (validated), a seeded uniform draw, or diversity
+/// sampling with temperature on the embedding.
+pub fn initial_labeled(
+    config: &ExperimentConfig,
+    pool: usize,
+    embedding: Option<&EmbeddingMatrix>,
+) -> Result<Vec<usize>, RunError> {
     match &config.labeled.indices {
         Some(idx) => {
             if idx.is_empty() {
@@ -96,7 +115,24 @@ pub fn initial_labeled(config: &ExperimentConfig, pool: usize) -> Result<Vec<usi
                 )));
             }
             let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x1abe1);
-            Ok(sample(&mut rng, pool, config.labeled.size).into_vec())
+            match (config.init.strategy, embedding) {
+                (InitStrategy::Random, _) => {
+                    Ok(sample(&mut rng, pool, config.labeled.size).into_vec())
+                }
+                (InitStrategy::Diversity, Some(m)) => {
+                    let emb = Embeddings::new(&m.values, m.dim)?;
+                    Ok(diversity_sample(
+                        &emb,
+                        config.labeled.size,
+                        config.init.temperature,
+                        &[],
+                        &mut rng,
+                    )?)
+                }
+                (InitStrategy::Diversity, None) => {
+                    unreachable!("validated: diversity needs an embedding")
+                }
+            }
         }
     }
 }
@@ -146,28 +182,54 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunEr
     let started = Instant::now();
     let device = resolve_device(config.device)?;
     let dataset = Dataset::load(config)?;
-    let labeled = initial_labeled(config, dataset.train.len())?;
-    tch::manual_seed(config.seed as i64);
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let augment = AugmentParams {
         crop_padding: config.dataset.crop_padding,
         horizontal_flip: config.dataset.horizontal_flip,
     };
     let data = DeviceData::new(&dataset, device, augment);
+    let bar = progress_bar("embed");
+    let embedding = embeddings_for(config, &data, &bar)?;
+    bar.finish_and_clear();
+    let labeled = initial_labeled(config, dataset.train.len(), embedding.as_ref())?;
+    let train_labels: Vec<usize> = dataset
+        .train
+        .label_vec()
+        .iter()
+        .map(|&l| l as usize)
+        .collect();
+    let pool_hist = class_histogram(&train_labels, dataset.num_classes);
+    let reference: Vec<f64> = pool_hist
+        .iter()
+        .map(|&c| c as f64 / train_labels.len() as f64)
+        .collect();
+    let labeled_classes: Vec<usize> = labeled.iter().map(|&i| train_labels[i]).collect();
+    // Seeded after the (possibly cached) embedding so a cache hit and a miss train identically.
+    tch::manual_seed(config.seed as i64);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let is_labeled: std::collections::HashSet<usize> = labeled.iter().copied().collect();
     let unlabeled: Vec<usize> = (0..dataset.train.len())
         .filter(|i| !is_labeled.contains(i))
         .collect();
-    let bar = progress_bar("train");
     let t0 = Instant::now();
-    let outcome = train(config, &data, &labeled, &unlabeled, &mut rng, &bar);
-    bar.finish_and_clear();
+    let (evaluations, accuracy) = if config.train.steps == 0 {
+        (Vec::new(), None)
+    } else {
+        let bar = progress_bar("train");
+        let outcome = train(config, &data, &labeled, &unlabeled, &mut rng, &bar);
+        bar.finish_and_clear();
+        (outcome.evaluations, Some(outcome.accuracy))
+    };
     let cycle = CycleRecord {
         cycle: 0,
         n_labeled: labeled.len(),
         selected: labeled.clone(),
-        evaluations: outcome.evaluations,
-        accuracy: outcome.accuracy,
+        class_histogram: class_histogram(&labeled_classes, dataset.num_classes),
+        class_distance: class_distribution_distance(&labeled_classes, &reference),
+        diversity: embedding
+            .as_ref()
+            .map(|m| diversity(&m.values, m.dim, &labeled)),
+        evaluations,
+        accuracy,
         train_seconds: t0.elapsed().as_secs_f64(),
     };
     let result = RunResult {
@@ -194,30 +256,30 @@ mod tests {
     fn explicit_indices_are_validated() {
         let mut c = ExperimentConfig::default();
         c.labeled.indices = Some(vec![1, 5, 1]);
-        assert!(initial_labeled(&c, 10)
+        assert!(initial_labeled(&c, 10, None)
             .unwrap_err()
             .to_string()
             .contains("twice"));
         c.labeled.indices = Some(vec![1, 10]);
-        assert!(initial_labeled(&c, 10)
+        assert!(initial_labeled(&c, 10, None)
             .unwrap_err()
             .to_string()
             .contains("out of range"));
         c.labeled.indices = Some(vec![3, 1]);
-        assert_eq!(initial_labeled(&c, 10).unwrap(), vec![3, 1]);
+        assert_eq!(initial_labeled(&c, 10, None).unwrap(), vec![3, 1]);
     }
 
     #[test]
     fn random_draw_is_seeded_and_distinct() {
         let mut c = ExperimentConfig::default();
         c.labeled.size = 50;
-        let a = initial_labeled(&c, 100).unwrap();
-        assert_eq!(a, initial_labeled(&c, 100).unwrap());
+        let a = initial_labeled(&c, 100, None).unwrap();
+        assert_eq!(a, initial_labeled(&c, 100, None).unwrap());
         let set: std::collections::HashSet<_> = a.iter().collect();
         assert_eq!(set.len(), 50);
         c.seed = 1;
-        assert_ne!(a, initial_labeled(&c, 100).unwrap());
+        assert_ne!(a, initial_labeled(&c, 100, None).unwrap());
         c.labeled.size = 101;
-        assert!(initial_labeled(&c, 100).is_err());
+        assert!(initial_labeled(&c, 100, None).is_err());
     }
 }

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod embed;
 pub mod experiment;
 pub mod metrics;
 pub mod models;

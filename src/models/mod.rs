@@ -2,10 +2,12 @@
 //! Coreset, BADGE and the consistency-based query strategy).
 mod cnn;
 mod resnet;
+mod rotnet;
 mod wrn;
 
 pub use cnn::SmallCnn;
 pub use resnet::ResNet18;
+pub use rotnet::RotNet;
 pub use wrn::WideResNet;
 
 use crate::config::ModelKind;

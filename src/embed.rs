@@ -1,0 +1,220 @@
+//! Self-supervised embeddings of the training pool for initial-set selection: a RotNet trained on
+//! all training images (cached by content hash), or a matrix imported from `.npy`.
+use crate::config::{EmbeddingSource, ExperimentConfig};
+use crate::models::RotNet;
+use crate::select::{read_embeddings_npy, SelectError};
+use crate::train::{DeviceData, EpochSampler};
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+
+/// A row-major N × d embedding matrix, one row per training image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingMatrix {
+    pub values: Vec<f32>,
+    pub dim: usize,
+}
+
+/// Errors obtaining embeddings.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error("{path}: {rows} rows but the training pool has {pool} images")]
+    Rows {
+        path: PathBuf,
+        rows: usize,
+        pool: usize,
+    },
+    #[error("embedding cache {path}: {message}")]
+    Cache { path: PathBuf, message: String },
+}
+
+/// The cache directory: `$SSAL_CACHE` or `~/.cache/ssal`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("SSAL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ssal")
+        })
+}
+
+/// Content key of a RotNet embedding: everything that determines it, and nothing else.
+pub fn rotnet_cache_key(config: &ExperimentConfig) -> String {
+    let mut rot = config.rotnet.clone();
+    rot.seed = Some(rot.seed.unwrap_or(config.seed));
+    let dataset = toml::to_string(&config.dataset).expect("serialises");
+    let rotnet = toml::to_string(&rot).expect("serialises");
+    // The dataset subset depends on the run seed; include it only when a subset is drawn.
+    let subset_seed = if config.dataset.train_subset.is_some() {
+        config.seed
+    } else {
+        0
+    };
+    let text = format!("rotnet-v1\n{dataset}\n{rotnet}\nsubset_seed={subset_seed}\n");
+    blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
+}
+
+/// The embedding a config asks for, or `None` for `init.embedding = "none"`.
+pub fn embeddings_for(
+    config: &ExperimentConfig,
+    data: &DeviceData,
+    progress: &ProgressBar,
+) -> Result<Option<EmbeddingMatrix>, EmbedError> {
+    let pool = data.dataset.train.len();
+    match config.init.embedding {
+        EmbeddingSource::None => Ok(None),
+        EmbeddingSource::Npy => {
+            let path = config.init.embedding_path.as_ref().expect("validated");
+            let (values, dim) = read_embeddings_npy(path)?;
+            check_rows(path, values.len() / dim, pool)?;
+            Ok(Some(EmbeddingMatrix { values, dim }))
+        }
+        EmbeddingSource::Rotnet => {
+            let path = cache_dir()
+                .join("embeddings")
+                .join(format!("rotnet-{}.npy", rotnet_cache_key(config)));
+            if path.is_file() {
+                let (values, dim) = read_embeddings_npy(&path)?;
+                check_rows(&path, values.len() / dim, pool)?;
+                return Ok(Some(EmbeddingMatrix { values, dim }));
+            }
+            let m = train_rotnet(config, data, progress);
+            write_npy_atomic(&path, &m)?;
+            Ok(Some(m))
+        }
+    }
+}
+
+fn check_rows(path: &Path, rows: usize, pool: usize) -> Result<(), EmbedError> {
+    if rows != pool {
+        return Err(EmbedError::Rows {
+            path: path.to_path_buf(),
+            rows,
+            pool,
+        });
+    }
+    Ok(())
+}
+
+fn write_npy_atomic(path: &Path, m: &EmbeddingMatrix) -> Result<(), EmbedError> {
+    let err = |message: String| EmbedError::Cache {
+        path: path.to_path_buf(),
+        message,
+    };
+    std::fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| err(e.to_string()))?;
+    let tmp = path.with_extension(format!("tmp{}.npy", std::process::id()));
+    let rows = (m.values.len() / m.dim) as i64;
+    Tensor::from_slice(&m.values)
+        .view([rows, m.dim as i64])
+        .write_npy(&tmp)
+        .map_err(|e| err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+}
+
+/// The four rotations of a batch (0°, 90°, 180°, 270°) and their labels.
+pub fn rotations(x: &Tensor) -> (Tensor, Tensor) {
+    let b = x.size()[0];
+    let xs = Tensor::cat(
+        &[
+            x.shallow_clone(),
+            x.rot90(1, [2, 3]),
+            x.rot90(2, [2, 3]),
+            x.rot90(3, [2, 3]),
+        ],
+        0,
+    );
+    let labels =
+        Tensor::arange(4, (Kind::Int64, x.device())).repeat_interleave_self_int(b, 0, None);
+    (xs, labels)
+}
+
+/// Trains a RotNet on every training image (labels unused) and embeds the whole pool.
+/// Seeds its own RNGs from `rotnet.seed` (default: the run's seed).
+pub fn train_rotnet(
+    config: &ExperimentConfig,
+    data: &DeviceData,
+    progress: &ProgressBar,
+) -> EmbeddingMatrix {
+    let rc = &config.rotnet;
+    let seed = rc.seed.unwrap_or(config.seed);
+    tch::manual_seed(seed as i64);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0707);
+    let vs = nn::VarStore::new(data.device);
+    let [c, _, _] = data.dataset.image_shape();
+    let net = RotNet::new(&vs.root(), c, rc.width);
+    let mut opt = nn::Adam::default().build(&vs, rc.lr).expect("Adam builds");
+    let pool: Vec<usize> = (0..data.dataset.train.len()).collect();
+    let mut sampler = EpochSampler::new(&pool);
+    progress.set_length(rc.steps as u64);
+    progress.set_position(0);
+    progress.set_prefix("rotnet");
+    for _ in 0..rc.steps {
+        let idx = sampler.next_batch(rc.batch_size, &mut rng);
+        let (xs, ys) = rotations(&data.augmented_batch(&idx, &mut rng));
+        let logits = net.rotation_logits(&xs, true);
+        let loss = logits.cross_entropy_for_logits(&ys);
+        opt.backward_step(&loss);
+        progress.inc(1);
+        if progress.position() % 100 == 0 {
+            let acc = logits
+                .argmax(1, false)
+                .eq_tensor(&ys)
+                .to_kind(Kind::Float)
+                .mean(Kind::Float);
+            progress.set_message(format!(
+                "loss {:.3} · rotation acc {:.1}%",
+                loss.double_value(&[]),
+                100.0 * acc.double_value(&[])
+            ));
+        }
+    }
+    let dim = net.embedding_dim() as usize;
+    let mut values = Vec::with_capacity(pool.len() * dim);
+    tch::no_grad(|| {
+        for chunk in pool.chunks(config.train.eval_batch_size) {
+            let e = net
+                .embed(&data.train_batch(chunk))
+                .to_device(tch::Device::Cpu)
+                .contiguous();
+            values.extend(Vec::<f32>::try_from(e.view([-1])).expect("f32"));
+        }
+    });
+    EmbeddingMatrix { values, dim }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotations_are_exact_quarter_turns() {
+        // A 2×2 image [[1, 2], [3, 4]]: 90° counter-clockwise is [[2, 4], [1, 3]].
+        let x = Tensor::from_slice(&[1f32, 2., 3., 4.]).view([1, 1, 2, 2]);
+        let (xs, ys) = rotations(&x);
+        let v = Vec::<f32>::try_from(xs.view([-1])).unwrap();
+        assert_eq!(
+            v,
+            vec![1., 2., 3., 4., 2., 4., 1., 3., 4., 3., 2., 1., 3., 1., 4., 2.]
+        );
+        assert_eq!(Vec::<i64>::try_from(ys).unwrap(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn cache_key_tracks_what_matters() {
+        let a = ExperimentConfig::default();
+        let mut b = a.clone();
+        b.train.steps = 7; // irrelevant to the embedding
+        b.init.temperature = 0.0;
+        assert_eq!(rotnet_cache_key(&a), rotnet_cache_key(&b));
+        b.rotnet.seed = Some(0); // equals the default (the run's seed 0)
+        assert_eq!(rotnet_cache_key(&a), rotnet_cache_key(&b));
+        b.rotnet.width = 8;
+        assert_ne!(rotnet_cache_key(&a), rotnet_cache_key(&b));
+        let mut c = a.clone();
+        c.seed = 1;
+        assert_ne!(rotnet_cache_key(&a), rotnet_cache_key(&c));
+    }
+}

@@ -1,0 +1,121 @@
+//! Initial-set selection inside `ssal run` (train.steps = 0: select and measure only).
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use tch::Tensor;
+
+fn run(dir: &Path, cfg: &str, cache: &Path) -> (Output, serde_json::Value) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("cfg.toml"), cfg).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args([
+            "run",
+            "--config",
+            dir.join("cfg.toml").to_str().unwrap(),
+            "--out",
+            dir.join("out").to_str().unwrap(),
+        ])
+        .env("SSAL_CACHE", cache)
+        .output()
+        .unwrap();
+    let json = std::fs::read_to_string(dir.join("out/result.json"))
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (out, json)
+}
+
+fn base(data: &Path) -> String {
+    format!("device = \"cpu\"\nseed = 4\n[dataset]\npath = \"{}\"\n[labeled]\nsize = 2\n[train]\nsteps = 0\n", data.display())
+}
+
+#[test]
+fn k_center_on_imported_embedding_and_metrics() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 50, 10, false);
+    // Row i sits at position i on a line: after a random first pick, k-center greedy must take
+    // the farther end (0 or 49).
+    let emb = Tensor::arange(50, (tch::Kind::Float, tch::Device::Cpu)).view([50, 1]);
+    emb.write_npy(t.path().join("emb.npy")).unwrap();
+    let cfg = format!(
+        "{}[init]\nstrategy = \"diversity\"\ntemperature = 0\nembedding = \"npy\"\nembedding_path = \"{}\"\n",
+        base(&data),
+        t.path().join("emb.npy").display()
+    );
+    let (o, r) = run(&t.path().join("a"), &cfg, t.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sel: Vec<usize> = r["labeled_indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let far_end = if sel[0] < 25 { 49 } else { 0 };
+    assert_eq!(sel[1], far_end, "{sel:?}");
+    assert!(r["final_accuracy"].is_null());
+    let c = &r["cycles"][0];
+    // Independent metrics: labels are i % 10 (uniform pool), positions are the indices.
+    let (a, b) = (sel[0] % 10, sel[1] % 10);
+    let want_distance = if a == b { 0.9 } else { 0.4 };
+    assert!((c["class_distance"].as_f64().unwrap() - want_distance).abs() < 1e-12);
+    assert_eq!(
+        c["diversity"].as_f64().unwrap(),
+        (sel[0] as f64 - sel[1] as f64).abs()
+    );
+    assert_eq!(
+        c["class_histogram"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        2
+    );
+    // A matrix of the wrong height is refused, naming the file.
+    Tensor::zeros([49, 3], (tch::Kind::Float, tch::Device::Cpu))
+        .write_npy(t.path().join("short.npy"))
+        .unwrap();
+    let (o, _) = run(
+        &t.path().join("b"),
+        &cfg.replace("emb.npy", "short.npy"),
+        t.path(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("short.npy") && err.contains("49 rows") && err.contains("50 images"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rotnet_embedding_is_cached_and_reused() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 60, 10, false);
+    let cfg = format!(
+        "{}[init]\nstrategy = \"diversity\"\ntemperature = 0.5\nembedding = \"rotnet\"\n[rotnet]\nsteps = 3\nwidth = 4\nbatch_size = 8\n",
+        base(&data)
+    );
+    let cache = t.path().join("cache");
+    let (o, first) = run(&t.path().join("a"), &cfg, &cache);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let files: Vec<_> = std::fs::read_dir(cache.join("embeddings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let (values, dim) = ssal::select::read_embeddings_npy(&files[0]).unwrap();
+    assert_eq!((values.len() / dim, dim), (60, 8));
+    let (o, second) = run(&t.path().join("b"), &cfg, &cache);
+    assert!(o.status.success());
+    assert_eq!(first["labeled_indices"], second["labeled_indices"]);
+    assert_eq!(
+        first["cycles"][0]["diversity"],
+        second["cycles"][0]["diversity"]
+    );
+    // Without the cache the same seed recomputes the same embedding and selection.
+    let (_, third) = run(&t.path().join("c"), &cfg, &t.path().join("fresh"));
+    assert_eq!(first["labeled_indices"], third["labeled_indices"]);
+}
