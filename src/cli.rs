@@ -52,8 +52,66 @@ enum Command {
         #[command(subcommand)]
         command: SweepCommand,
     },
+    /// The results database: ingest result.json files, export rows.
+    Results {
+        #[command(subcommand)]
+        command: ResultsCommand,
+    },
+    /// Print a comparison table (rows: methods, columns: label budgets, cells: mean ± SE;
+    /// * / ** / *** mark Holm-adjusted p < 0.05 / 0.01 / 0.001 against the baseline row, paired
+    /// over seeds when both rows have the same seeds, else Welch; best per column in bold).
+    Report {
+        /// Results database.
+        #[arg(long, default_value = "results/ssal.db")]
+        db: PathBuf,
+        /// Only rows of this sweep (the ingested directory's name).
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Value compared.
+        #[arg(long, value_enum, default_value = "accuracy")]
+        metric: crate::report::Metric,
+        /// Keys forming a row label (those that vary are shown).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "dataset,model,method,init,temperature,strategy"
+        )]
+        group_by: Vec<String>,
+        /// Baseline row: comma-separated key=value pairs it must contain, e.g. "init=random".
+        #[arg(long)]
+        baseline: Option<String>,
+        #[arg(long, value_enum, default_value = "md")]
+        format: crate::report::Format,
+    },
     /// Print the torch build and whether CUDA is usable.
     Info,
+}
+
+#[derive(Debug, Subcommand)]
+enum ResultsCommand {
+    /// Read every result.json under the directories into the database (idempotent; broken
+    /// files are reported and skipped).
+    Ingest {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long, default_value = "results/ssal.db")]
+        db: PathBuf,
+    },
+    /// Write one row per (run, cycle).
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        #[arg(long, default_value = "results/ssal.db")]
+        db: PathBuf,
+        /// Output file (written atomically). Default: standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +204,93 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Results {
+            command: ResultsCommand::Ingest { dirs, db },
+        } => {
+            let mut store = crate::store::Store::open(&db)?;
+            for dir in dirs {
+                if !dir.is_dir() {
+                    bail!("{} is not a directory", dir.display());
+                }
+                let r = store.ingest_dir(&dir)?;
+                println!(
+                    "{}: {} added, {} replaced, {} unchanged, {} skipped",
+                    dir.display(),
+                    r.added,
+                    r.replaced,
+                    r.unchanged,
+                    r.skipped.len()
+                );
+                for (path, why) in &r.skipped {
+                    eprintln!("warning: skipped {}: {why}", path.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Results {
+            command:
+                ResultsCommand::Export {
+                    format: ExportFormat::Csv,
+                    db,
+                    out,
+                },
+        } => {
+            let rows = open_existing(&db)?.cycle_rows()?;
+            let mut buf = Vec::new();
+            crate::store::write_csv(&rows, &mut buf)?;
+            let text = String::from_utf8(buf)?;
+            match out {
+                Some(path) => crate::experiment::write_text_atomic(&path, &text)?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Command::Report {
+            db,
+            sweep,
+            metric,
+            group_by,
+            baseline,
+            format,
+        } => {
+            if let Some(bad) = group_by
+                .iter()
+                .find(|k| !crate::report::ROW_KEYS.contains(&k.as_str()))
+            {
+                bail!(
+                    "--group-by: unknown key {bad:?} (choose from {})",
+                    crate::report::ROW_KEYS.join(", ")
+                );
+            }
+            let rows: Vec<_> = open_existing(&db)?
+                .cycle_rows()?
+                .into_iter()
+                .filter(|r| sweep.as_ref().is_none_or(|s| &r.sweep == s))
+                .collect();
+            if rows.is_empty() {
+                bail!(
+                    "no results in {}{}",
+                    db.display(),
+                    sweep
+                        .map(|s| format!(" for sweep {s:?}"))
+                        .unwrap_or_default()
+                );
+            }
+            let table = crate::report::build_table(&rows, metric, &group_by, baseline.as_deref());
+            if let (Some(b), None) = (&baseline, &table.baseline) {
+                bail!(
+                    "--baseline {b:?} matches no row; rows are: {}",
+                    table.rows.join(" | ")
+                );
+            }
+            print!("{}", table.render(format));
+            if format != crate::report::Format::Csv {
+                for line in table.comparison_lines() {
+                    println!("{line}");
+                }
+            }
+            Ok(())
+        }
         Command::Info => {
             println!(
                 "ssal {} ({})",
@@ -179,4 +324,15 @@ fn read_index_file(path: &std::path::Path) -> anyhow::Result<Vec<usize>> {
         }
     }
     Ok(out)
+}
+
+/// Opens a results database that must already exist (reports never create an empty one).
+fn open_existing(db: &std::path::Path) -> anyhow::Result<crate::store::Store> {
+    if !db.is_file() {
+        bail!(
+            "no results database at {} (run `ssal results ingest DIR` first)",
+            db.display()
+        );
+    }
+    Ok(crate::store::Store::open(db)?)
 }

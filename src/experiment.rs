@@ -44,12 +44,16 @@ pub struct CycleRecord {
     pub n_labeled: usize,
     /// Indices added to the labeled set in this cycle, in the order chosen.
     pub selected: Vec<usize>,
-    /// Labeled images per class after this cycle's selection.
+    /// Labeled images per class after this cycle's selection (empty in files from ssal
+    /// versions before set metrics).
+    #[serde(default)]
     pub class_histogram: Vec<usize>,
     /// Eq. 6 distance between the labeled set's class proportions and the training pool's.
-    pub class_distance: f64,
+    #[serde(default)]
+    pub class_distance: Option<f64>,
     /// Mean pairwise L2 distance of this cycle's selection in the selection embedding
     /// (RotNet / imported for the initial set); absent without an embedding.
+    #[serde(default)]
     pub diversity: Option<f64>,
     pub evaluations: Vec<Evaluation>,
     /// Median of the last `train.median_of` evaluations; absent when `train.steps = 0`.
@@ -224,7 +228,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunEr
         n_labeled: labeled.len(),
         selected: labeled.clone(),
         class_histogram: class_histogram(&labeled_classes, dataset.num_classes),
-        class_distance: class_distribution_distance(&labeled_classes, &reference),
+        class_distance: Some(class_distribution_distance(&labeled_classes, &reference)),
         diversity: embedding
             .as_ref()
             .map(|m| diversity(&m.values, m.dim, &labeled)),
