@@ -83,6 +83,25 @@ enum Command {
         #[arg(long, value_enum, default_value = "md")]
         format: crate::report::Format,
     },
+    /// Write SVG figures: DIR/learning_curves.svg (accuracy vs labels, mean ± SE band per method)
+    /// and DIR/distance_vs_diversity.svg (initial sets: class distance vs diversity, per seed).
+    Plot {
+        #[arg(long, default_value = "results/ssal.db")]
+        db: PathBuf,
+        /// Only rows of this sweep.
+        #[arg(long)]
+        sweep: Option<String>,
+        /// Keys forming a line/group label (those that vary are shown).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "dataset,model,method,init,temperature,strategy"
+        )]
+        group_by: Vec<String>,
+        /// Output directory.
+        #[arg(long, default_value = "results/plots")]
+        out: PathBuf,
+    },
     /// Print the torch build and whether CUDA is usable.
     Info,
 }
@@ -245,6 +264,42 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Plot {
+            db,
+            sweep,
+            group_by,
+            out,
+        } => {
+            let rows = selected_rows(&db, sweep.as_deref(), &group_by)?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let curves = out.join("learning_curves.svg");
+            let scatter = out.join("distance_vs_diversity.svg");
+            let mut wrote = 0;
+            for (path, result) in [
+                (
+                    &curves,
+                    crate::report::plot_learning_curves(&rows, &group_by, &curves),
+                ),
+                (
+                    &scatter,
+                    crate::report::plot_distance_vs_diversity(&rows, &group_by, &scatter),
+                ),
+            ] {
+                match result {
+                    Ok(()) => {
+                        println!("wrote {}", path.display());
+                        wrote += 1;
+                    }
+                    Err(crate::report::PlotError::Empty(why)) => eprintln!("note: skipped {why}"),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if wrote == 0 {
+                bail!("nothing to plot in {}", db.display());
+            }
+            Ok(())
+        }
         Command::Report {
             db,
             sweep,
@@ -253,29 +308,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             baseline,
             format,
         } => {
-            if let Some(bad) = group_by
-                .iter()
-                .find(|k| !crate::report::ROW_KEYS.contains(&k.as_str()))
-            {
-                bail!(
-                    "--group-by: unknown key {bad:?} (choose from {})",
-                    crate::report::ROW_KEYS.join(", ")
-                );
-            }
-            let rows: Vec<_> = open_existing(&db)?
-                .cycle_rows()?
-                .into_iter()
-                .filter(|r| sweep.as_ref().is_none_or(|s| &r.sweep == s))
-                .collect();
-            if rows.is_empty() {
-                bail!(
-                    "no results in {}{}",
-                    db.display(),
-                    sweep
-                        .map(|s| format!(" for sweep {s:?}"))
-                        .unwrap_or_default()
-                );
-            }
+            let rows = selected_rows(&db, sweep.as_deref(), &group_by)?;
             let table = crate::report::build_table(&rows, metric, &group_by, baseline.as_deref());
             if let (Some(b), None) = (&baseline, &table.baseline) {
                 bail!(
@@ -324,6 +357,38 @@ fn read_index_file(path: &std::path::Path) -> anyhow::Result<Vec<usize>> {
         }
     }
     Ok(out)
+}
+
+/// The stored (run, cycle) rows of one sweep (or all), after checking the grouping keys.
+fn selected_rows(
+    db: &std::path::Path,
+    sweep: Option<&str>,
+    group_by: &[String],
+) -> anyhow::Result<Vec<crate::store::CycleRow>> {
+    if let Some(bad) = group_by
+        .iter()
+        .find(|k| !crate::report::ROW_KEYS.contains(&k.as_str()))
+    {
+        bail!(
+            "--group-by: unknown key {bad:?} (choose from {})",
+            crate::report::ROW_KEYS.join(", ")
+        );
+    }
+    let rows: Vec<_> = open_existing(db)?
+        .cycle_rows()?
+        .into_iter()
+        .filter(|r| sweep.is_none_or(|s| r.sweep == s))
+        .collect();
+    if rows.is_empty() {
+        bail!(
+            "no results in {}{}",
+            db.display(),
+            sweep
+                .map(|s| format!(" for sweep {s:?}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(rows)
 }
 
 /// Opens a results database that must already exist (reports never create an empty one).

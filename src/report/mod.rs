@@ -5,6 +5,9 @@ use crate::stats::{cohens_d, holm_bonferroni, paired_t_test, summarize, welch_t_
 use crate::store::CycleRow;
 use std::collections::{BTreeMap, BTreeSet};
 
+mod plot;
+pub use plot::{plot_distance_vs_diversity, plot_learning_curves, PlotError};
+
 /// Which per-cycle value a table compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Metric {
@@ -85,15 +88,9 @@ pub struct Table {
     pub baseline: Option<String>,
 }
 
-/// Groups rows by the keys that vary among `keys`, columns by `n_labeled`, and compares each
-/// cell with the baseline row (the first row whose label contains every `k=v` of `baseline`).
-pub fn build_table(
-    data: &[CycleRow],
-    metric: Metric,
-    keys: &[String],
-    baseline: Option<&str>,
-) -> Table {
-    let varying: Vec<&String> = keys
+/// Labels rows by those of `keys` whose values vary across `data` ("all" when none do).
+pub fn row_labeler<'a>(data: &[CycleRow], keys: &'a [String]) -> impl Fn(&CycleRow) -> String + 'a {
+    let varying: Vec<&'a String> = keys
         .iter()
         .filter(|k| {
             data.iter()
@@ -103,7 +100,7 @@ pub fn build_table(
                 > 1
         })
         .collect();
-    let label = |r: &CycleRow| -> String {
+    move |r: &CycleRow| -> String {
         if varying.is_empty() {
             return "all".into();
         }
@@ -112,7 +109,18 @@ pub fn build_table(
             .map(|k| format!("{k}={}", key_value(r, k)))
             .collect::<Vec<_>>()
             .join(", ")
-    };
+    }
+}
+
+/// Groups rows by the keys that vary among `keys`, columns by `n_labeled`, and compares each
+/// cell with the baseline row (the first row whose label contains every `k=v` of `baseline`).
+pub fn build_table(
+    data: &[CycleRow],
+    metric: Metric,
+    keys: &[String],
+    baseline: Option<&str>,
+) -> Table {
+    let label = row_labeler(data, keys);
     let mut values: BTreeMap<(String, i64), BTreeMap<i64, f64>> = BTreeMap::new();
     for r in data {
         if let Some(v) = metric.value(r) {
