@@ -71,11 +71,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "accuracy")]
         metric: crate::report::Metric,
         /// Keys forming a row label (those that vary are shown).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "dataset,model,method,init,temperature,strategy"
-        )]
+        #[arg(long, value_delimiter = ',', default_value = "dataset,model,method,init,temperature,strategy")]
         group_by: Vec<String>,
         /// Baseline row: comma-separated key=value pairs it must contain, e.g. "init=random".
         #[arg(long)]
@@ -92,11 +88,7 @@ enum Command {
         #[arg(long)]
         sweep: Option<String>,
         /// Keys forming a line/group label (those that vary are shown).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "dataset,model,method,init,temperature,strategy"
-        )]
+        #[arg(long, value_delimiter = ',', default_value = "dataset,model,method,init,temperature,strategy")]
         group_by: Vec<String>,
         /// Output directory.
         #[arg(long, default_value = "results/plots")]
@@ -167,9 +159,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let cfg = ExperimentConfig::load(&config)?;
             let out = out.unwrap_or_else(|| PathBuf::from("results/runs").join(cfg.content_hash()));
             let r = crate::experiment::run(&cfg, &out)?;
-            let accuracy = r
-                .final_accuracy
-                .map_or("not trained".into(), |a| format!("{:.2}%", 100.0 * a));
+            let accuracy = r.final_accuracy.map_or("not trained".into(), |a| format!("{:.2}%", 100.0 * a));
             println!(
                 "accuracy {accuracy} ({} labels, {:?}, {:.1}s on {}) → {}",
                 r.labeled_indices.len(),
@@ -180,18 +170,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Select {
-            embeddings,
-            k,
-            temperature,
-            seed,
-            labeled,
-            out,
-        } => {
+        Command::Select { embeddings, k, temperature, seed, labeled, out } => {
             use rand::SeedableRng;
             let (values, dim) = crate::select::read_embeddings_npy(&embeddings)?;
-            let emb = crate::select::Embeddings::new(&values, dim)
-                .with_context(|| format!("{}", embeddings.display()))?;
+            let emb =
+                crate::select::Embeddings::new(&values, dim).with_context(|| format!("{}", embeddings.display()))?;
             let labeled = match labeled {
                 Some(path) => read_index_file(&path)?,
                 None => Vec::new(),
@@ -205,9 +188,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Sweep {
-            command: SweepCommand::Plan { file, results },
-        } => {
+        Command::Sweep { command: SweepCommand::Plan { file, results } } => {
             let plan = crate::sweep::plan_file(&file)?;
             let dir = results.join(&plan.name);
             plan.write(&dir)?;
@@ -216,16 +197,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{v}: {n}")).collect();
                 println!("  {axis:<20} {}", parts.join(", "));
             }
-            println!(
-                "configs: {}/jobs/<job id>/config.toml; index: {}/plan.tsv",
-                dir.display(),
-                dir.display()
-            );
+            println!("configs: {}/jobs/<job id>/config.toml; index: {}/plan.tsv", dir.display(), dir.display());
             Ok(())
         }
-        Command::Results {
-            command: ResultsCommand::Ingest { dirs, db },
-        } => {
+        Command::Results { command: ResultsCommand::Ingest { dirs, db } } => {
             let mut store = crate::store::Store::open(&db)?;
             for dir in dirs {
                 if !dir.is_dir() {
@@ -246,14 +221,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Results {
-            command:
-                ResultsCommand::Export {
-                    format: ExportFormat::Csv,
-                    db,
-                    out,
-                },
-        } => {
+        Command::Results { command: ResultsCommand::Export { format: ExportFormat::Csv, db, out } } => {
             let rows = open_existing(&db)?.cycle_rows()?;
             let mut buf = Vec::new();
             crate::store::write_csv(&rows, &mut buf)?;
@@ -264,27 +232,15 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Plot {
-            db,
-            sweep,
-            group_by,
-            out,
-        } => {
+        Command::Plot { db, sweep, group_by, out } => {
             let rows = selected_rows(&db, sweep.as_deref(), &group_by)?;
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let curves = out.join("learning_curves.svg");
             let scatter = out.join("distance_vs_diversity.svg");
             let mut wrote = 0;
             for (path, result) in [
-                (
-                    &curves,
-                    crate::report::plot_learning_curves(&rows, &group_by, &curves),
-                ),
-                (
-                    &scatter,
-                    crate::report::plot_distance_vs_diversity(&rows, &group_by, &scatter),
-                ),
+                (&curves, crate::report::plot_learning_curves(&rows, &group_by, &curves)),
+                (&scatter, crate::report::plot_distance_vs_diversity(&rows, &group_by, &scatter)),
             ] {
                 match result {
                     Ok(()) => {
@@ -300,21 +256,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Report {
-            db,
-            sweep,
-            metric,
-            group_by,
-            baseline,
-            format,
-        } => {
+        Command::Report { db, sweep, metric, group_by, baseline, format } => {
             let rows = selected_rows(&db, sweep.as_deref(), &group_by)?;
             let table = crate::report::build_table(&rows, metric, &group_by, baseline.as_deref());
             if let (Some(b), None) = (&baseline, &table.baseline) {
-                bail!(
-                    "--baseline {b:?} matches no row; rows are: {}",
-                    table.rows.join(" | ")
-                );
+                bail!("--baseline {b:?} matches no row; rows are: {}", table.rows.join(" | "));
             }
             print!("{}", table.render(format));
             if format != crate::report::Format::Csv {
@@ -325,16 +271,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Info => {
-            println!(
-                "ssal {} ({})",
-                env!("CARGO_PKG_VERSION"),
-                env!("SSAL_GIT_COMMIT")
-            );
-            println!(
-                "cuda available: {} ({} devices)",
-                tch::Cuda::is_available(),
-                tch::Cuda::device_count()
-            );
+            println!("ssal {} ({})", env!("CARGO_PKG_VERSION"), env!("SSAL_GIT_COMMIT"));
+            println!("cuda available: {} ({} devices)", tch::Cuda::is_available(), tch::Cuda::device_count());
             println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
             Ok(())
         }
@@ -343,8 +281,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 
 /// Reads one non-negative integer per line (blank lines and `#` comments ignored).
 fn read_index_file(path: &std::path::Path) -> anyhow::Result<Vec<usize>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -365,28 +302,13 @@ fn selected_rows(
     sweep: Option<&str>,
     group_by: &[String],
 ) -> anyhow::Result<Vec<crate::store::CycleRow>> {
-    if let Some(bad) = group_by
-        .iter()
-        .find(|k| !crate::report::ROW_KEYS.contains(&k.as_str()))
-    {
-        bail!(
-            "--group-by: unknown key {bad:?} (choose from {})",
-            crate::report::ROW_KEYS.join(", ")
-        );
+    if let Some(bad) = group_by.iter().find(|k| !crate::report::ROW_KEYS.contains(&k.as_str())) {
+        bail!("--group-by: unknown key {bad:?} (choose from {})", crate::report::ROW_KEYS.join(", "));
     }
-    let rows: Vec<_> = open_existing(db)?
-        .cycle_rows()?
-        .into_iter()
-        .filter(|r| sweep.is_none_or(|s| r.sweep == s))
-        .collect();
+    let rows: Vec<_> =
+        open_existing(db)?.cycle_rows()?.into_iter().filter(|r| sweep.is_none_or(|s| r.sweep == s)).collect();
     if rows.is_empty() {
-        bail!(
-            "no results in {}{}",
-            db.display(),
-            sweep
-                .map(|s| format!(" for sweep {s:?}"))
-                .unwrap_or_default()
-        );
+        bail!("no results in {}{}", db.display(), sweep.map(|s| format!(" for sweep {s:?}")).unwrap_or_default());
     }
     Ok(rows)
 }
@@ -394,10 +316,7 @@ fn selected_rows(
 /// Opens a results database that must already exist (reports never create an empty one).
 fn open_existing(db: &std::path::Path) -> anyhow::Result<crate::store::Store> {
     if !db.is_file() {
-        bail!(
-            "no results database at {} (run `ssal results ingest DIR` first)",
-            db.display()
-        );
+        bail!("no results database at {} (run `ssal results ingest DIR` first)", db.display());
     }
     Ok(crate::store::Store::open(db)?)
 }

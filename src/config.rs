@@ -9,10 +9,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid config: {0}")]
@@ -38,6 +35,9 @@ pub struct ExperimentConfig {
     /// Self-supervised RotNet embedding settings (used when `init.embedding = "rotnet"`).
     #[serde(default)]
     pub rotnet: RotNetConfig,
+    /// Active-learning cycles after the initial set: budgets and query strategy.
+    #[serde(default)]
+    pub query: QueryConfig,
     /// Training algorithm. Default: `mixmatch`.
     #[serde(default)]
     pub method: Method,
@@ -192,6 +192,49 @@ pub struct RotNetConfig {
     pub seed: Option<u64>,
 }
 
+/// The active-learning cycles (paper, Sections IV-B and V-A3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Images added in each cycle after the initial set (paper, CIFAR-10:
+    /// [50, 50, 250, 250, 250]). Default: none (a single training on the initial set).
+    #[serde(default)]
+    pub budgets: Vec<usize>,
+    /// Query strategy. Default: `random`.
+    #[serde(default)]
+    pub strategy: QueryStrategy,
+    /// Augmented views N_a for consistency (paper: 50 on CIFAR-10, 10 on Caltech-101). Default: 10.
+    #[serde(default = "default_query_augmentations")]
+    pub augmentations: usize,
+    /// Temperature of diversity sampling on consistency-based embeddings (paper: 0, k-center
+    /// greedy). Default: 0.
+    #[serde(default)]
+    pub temperature: f64,
+    /// Score only this many unlabeled images per cycle, drawn at random from the seed (keeps
+    /// consistency affordable on a CPU). Default: the whole unlabeled pool.
+    #[serde(default)]
+    pub pool_subset: Option<usize>,
+}
+
+/// Query strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryStrategy {
+    /// Uniformly at random.
+    #[default]
+    Random,
+    /// Highest predictive entropy first.
+    Entropy,
+    /// k-center greedy on penultimate features, labeled points as initial centres.
+    Coreset,
+    /// k-means++ seeding on gradient embeddings (p − onehot(argmax p)) ⊗ f.
+    Badge,
+    /// Highest consistency score (sum of class-wise prediction variances) first (Gao et al.).
+    Consistency,
+    /// The paper's method: diversity sampling on g_i = consistency_i · f_i (Eq. 4).
+    ConsistencyEmbedding,
+}
+
 /// Training algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -327,6 +370,9 @@ fn default_lambda_u() -> f64 {
 fn default_rampup() -> usize {
     16 * 1024
 }
+fn default_query_augmentations() -> usize {
+    10
+}
 fn default_init_temperature() -> f64 {
     0.5
 }
@@ -344,6 +390,18 @@ impl Default for InitConfig {
             temperature: default_init_temperature(),
             embedding: EmbeddingSource::default(),
             embedding_path: None,
+        }
+    }
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            budgets: Vec::new(),
+            strategy: QueryStrategy::default(),
+            augmentations: default_query_augmentations(),
+            temperature: 0.0,
+            pool_subset: None,
         }
     }
 }
@@ -377,10 +435,7 @@ impl Default for DatasetConfig {
 
 impl Default for LabeledConfig {
     fn default() -> Self {
-        Self {
-            size: default_labeled_size(),
-            indices: None,
-        }
+        Self { size: default_labeled_size(), indices: None }
     }
 }
 
@@ -420,6 +475,7 @@ impl Default for ExperimentConfig {
             labeled: LabeledConfig::default(),
             init: InitConfig::default(),
             rotnet: RotNetConfig::default(),
+            query: QueryConfig::default(),
             method: Method::default(),
             train: TrainConfig::default(),
             mixmatch: MixMatchConfig::default(),
@@ -435,15 +491,10 @@ pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 impl ExperimentConfig {
     /// Parses a TOML config; errors name the file and the offending key and line.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let config: Self = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_path_buf(), message: e.to_string() })?;
         config.validate().map_err(|e| match e {
-            ConfigError::Invalid(message) => ConfigError::Parse {
-                path: origin.to_path_buf(),
-                message,
-            },
+            ConfigError::Invalid(message) => ConfigError::Parse { path: origin.to_path_buf(), message },
             other => other,
         })?;
         Ok(config)
@@ -451,10 +502,8 @@ impl ExperimentConfig {
 
     /// Reads and validates a TOML config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
         Self::from_toml_str(&text, path)
     }
 
@@ -474,9 +523,9 @@ impl ExperimentConfig {
         match (&self.dataset.path, self.dataset.name) {
             (Some(p), _) => Ok(p.clone()),
             (None, DatasetName::FashionMnist) => Ok(PathBuf::from(FASHION_MNIST_DIR)),
-            (None, other) => Err(ConfigError::Invalid(format!(
-                "dataset.path is required for dataset.name = {other:?}"
-            ))),
+            (None, other) => {
+                Err(ConfigError::Invalid(format!("dataset.path is required for dataset.name = {other:?}")))
+            }
         }
     }
 
@@ -485,22 +534,13 @@ impl ExperimentConfig {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let t = &self.train;
         if t.batch_size == 0 || t.eval_every == 0 || t.median_of == 0 || t.eval_batch_size == 0 {
-            return bad(
-                "train.batch_size, eval_every, median_of and eval_batch_size must be positive"
-                    .into(),
-            );
+            return bad("train.batch_size, eval_every, median_of and eval_batch_size must be positive".into());
         }
-        if !(t.lr > 0.0)
-            || !(0.0..1.0).contains(&t.weight_decay)
-            || !(0.0..1.0).contains(&t.ema_decay)
-        {
+        if !(t.lr > 0.0) || !(0.0..1.0).contains(&t.weight_decay) || !(0.0..1.0).contains(&t.ema_decay) {
             return bad("train.lr must be > 0, weight_decay and ema_decay in [0, 1)".into());
         }
         if !(self.dataset.test_fraction > 0.0 && self.dataset.test_fraction < 1.0) {
-            return bad(format!(
-                "dataset.test_fraction must be in (0, 1), got {}",
-                self.dataset.test_fraction
-            ));
+            return bad(format!("dataset.test_fraction must be in (0, 1), got {}", self.dataset.test_fraction));
         }
         if self.dataset.image_size < 8 || self.dataset.crop_padding < 0 {
             return bad("dataset.image_size must be >= 8 and crop_padding >= 0".into());
@@ -510,21 +550,23 @@ impl ExperimentConfig {
         }
         let i = &self.init;
         if !(i.temperature.is_finite() && i.temperature >= 0.0) {
-            return bad(format!(
-                "init.temperature must be finite and >= 0, got {}",
-                i.temperature
-            ));
+            return bad(format!("init.temperature must be finite and >= 0, got {}", i.temperature));
         }
         if i.strategy == InitStrategy::Diversity && i.embedding == EmbeddingSource::None {
-            return bad(
-                "init.strategy = \"diversity\" needs init.embedding = \"rotnet\" or \"npy\"".into(),
-            );
+            return bad("init.strategy = \"diversity\" needs init.embedding = \"rotnet\" or \"npy\"".into());
         }
         if (i.embedding == EmbeddingSource::Npy) != i.embedding_path.is_some() {
-            return bad(
-                "init.embedding_path is required with, and only with, init.embedding = \"npy\""
-                    .into(),
-            );
+            return bad("init.embedding_path is required with, and only with, init.embedding = \"npy\"".into());
+        }
+        let q = &self.query;
+        if q.budgets.contains(&0) || q.augmentations == 0 || q.pool_subset == Some(0) {
+            return bad("query.budgets, augmentations and pool_subset must be positive".into());
+        }
+        if !(q.temperature.is_finite() && q.temperature >= 0.0) {
+            return bad(format!("query.temperature must be finite and >= 0, got {}", q.temperature));
+        }
+        if !q.budgets.is_empty() && self.train.steps == 0 {
+            return bad("query.budgets need a trained model: train.steps must be positive".into());
         }
         let r = &self.rotnet;
         if r.steps == 0 || r.batch_size == 0 || r.width <= 0 || !(r.lr > 0.0) {
@@ -532,10 +574,7 @@ impl ExperimentConfig {
         }
         let m = &self.mixmatch;
         if m.augmentations == 0 || !(m.temperature > 0.0) || !(m.alpha > 0.0) || m.lambda_u < 0.0 {
-            return bad(
-                "mixmatch.augmentations, temperature and alpha must be positive, lambda_u >= 0"
-                    .into(),
-            );
+            return bad("mixmatch.augmentations, temperature and alpha must be positive, lambda_u >= 0".into());
         }
         Ok(())
     }
@@ -557,10 +596,9 @@ mod tests {
 
     #[test]
     fn misspelt_key_is_named_with_its_line() {
-        let err =
-            ExperimentConfig::from_toml_str("seed = 1\n[train]\nstep = 5\n", Path::new("cfg.toml"))
-                .unwrap_err()
-                .to_string();
+        let err = ExperimentConfig::from_toml_str("seed = 1\n[train]\nstep = 5\n", Path::new("cfg.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cfg.toml"), "{err}");
         assert!(err.contains("step"), "{err}");
         assert!(err.contains("line 3"), "{err}");
@@ -580,33 +618,21 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_rejected() {
-        let err = ExperimentConfig::from_toml_str(
-            "[dataset]\ntest_fraction = 1.5\n",
-            Path::new("a.toml"),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("test_fraction") && err.contains("a.toml"),
-            "{err}"
-        );
-        assert!(
-            ExperimentConfig::from_toml_str("[dataset]\nname = \"cifar10\"\n", Path::new("b"))
-                .unwrap()
-                .dataset_dir()
-                .is_err()
-        );
-        let e = ExperimentConfig::from_toml_str(
-            "[init]\nstrategy = \"diversity\"\n",
-            Path::new("d.toml"),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = ExperimentConfig::from_toml_str("[dataset]\ntest_fraction = 1.5\n", Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test_fraction") && err.contains("a.toml"), "{err}");
+        assert!(ExperimentConfig::from_toml_str("[dataset]\nname = \"cifar10\"\n", Path::new("b"))
+            .unwrap()
+            .dataset_dir()
+            .is_err());
+        let e = ExperimentConfig::from_toml_str("[init]\nstrategy = \"diversity\"\n", Path::new("d.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("init.embedding") && e.contains("d.toml"), "{e}");
-        let e =
-            ExperimentConfig::from_toml_str("[init]\nembedding = \"npy\"\n", Path::new("e.toml"))
-                .unwrap_err()
-                .to_string();
+        let e = ExperimentConfig::from_toml_str("[init]\nembedding = \"npy\"\n", Path::new("e.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("embedding_path"), "{e}");
     }
 }

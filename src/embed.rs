@@ -23,11 +23,7 @@ pub enum EmbedError {
     #[error(transparent)]
     Select(#[from] SelectError),
     #[error("{path}: {rows} rows but the training pool has {pool} images")]
-    Rows {
-        path: PathBuf,
-        rows: usize,
-        pool: usize,
-    },
+    Rows { path: PathBuf, rows: usize, pool: usize },
     #[error("embedding cache {path}: {message}")]
     Cache { path: PathBuf, message: String },
 }
@@ -36,9 +32,7 @@ pub enum EmbedError {
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("SSAL_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ssal")
-        })
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ssal"))
 }
 
 /// Content key of a RotNet embedding: everything that determines it, and nothing else.
@@ -48,11 +42,7 @@ pub fn rotnet_cache_key(config: &ExperimentConfig) -> String {
     let dataset = toml::to_string(&config.dataset).expect("serialises");
     let rotnet = toml::to_string(&rot).expect("serialises");
     // The dataset subset depends on the run seed; include it only when a subset is drawn.
-    let subset_seed = if config.dataset.train_subset.is_some() {
-        config.seed
-    } else {
-        0
-    };
+    let subset_seed = if config.dataset.train_subset.is_some() { config.seed } else { 0 };
     let text = format!("rotnet-v1\n{dataset}\n{rotnet}\nsubset_seed={subset_seed}\n");
     blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }
@@ -73,9 +63,7 @@ pub fn embeddings_for(
             Ok(Some(EmbeddingMatrix { values, dim }))
         }
         EmbeddingSource::Rotnet => {
-            let path = cache_dir()
-                .join("embeddings")
-                .join(format!("rotnet-{}.npy", rotnet_cache_key(config)));
+            let path = cache_dir().join("embeddings").join(format!("rotnet-{}.npy", rotnet_cache_key(config)));
             if path.is_file() {
                 let (values, dim) = read_embeddings_npy(&path)?;
                 check_rows(&path, values.len() / dim, pool)?;
@@ -90,54 +78,31 @@ pub fn embeddings_for(
 
 fn check_rows(path: &Path, rows: usize, pool: usize) -> Result<(), EmbedError> {
     if rows != pool {
-        return Err(EmbedError::Rows {
-            path: path.to_path_buf(),
-            rows,
-            pool,
-        });
+        return Err(EmbedError::Rows { path: path.to_path_buf(), rows, pool });
     }
     Ok(())
 }
 
 fn write_npy_atomic(path: &Path, m: &EmbeddingMatrix) -> Result<(), EmbedError> {
-    let err = |message: String| EmbedError::Cache {
-        path: path.to_path_buf(),
-        message,
-    };
+    let err = |message: String| EmbedError::Cache { path: path.to_path_buf(), message };
     std::fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| err(e.to_string()))?;
     let tmp = path.with_extension(format!("tmp{}.npy", std::process::id()));
     let rows = (m.values.len() / m.dim) as i64;
-    Tensor::from_slice(&m.values)
-        .view([rows, m.dim as i64])
-        .write_npy(&tmp)
-        .map_err(|e| err(e.to_string()))?;
+    Tensor::from_slice(&m.values).view([rows, m.dim as i64]).write_npy(&tmp).map_err(|e| err(e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
 }
 
 /// The four rotations of a batch (0°, 90°, 180°, 270°) and their labels.
 pub fn rotations(x: &Tensor) -> (Tensor, Tensor) {
     let b = x.size()[0];
-    let xs = Tensor::cat(
-        &[
-            x.shallow_clone(),
-            x.rot90(1, [2, 3]),
-            x.rot90(2, [2, 3]),
-            x.rot90(3, [2, 3]),
-        ],
-        0,
-    );
-    let labels =
-        Tensor::arange(4, (Kind::Int64, x.device())).repeat_interleave_self_int(b, 0, None);
+    let xs = Tensor::cat(&[x.shallow_clone(), x.rot90(1, [2, 3]), x.rot90(2, [2, 3]), x.rot90(3, [2, 3])], 0);
+    let labels = Tensor::arange(4, (Kind::Int64, x.device())).repeat_interleave_self_int(b, 0, None);
     (xs, labels)
 }
 
 /// Trains a RotNet on every training image (labels unused) and embeds the whole pool.
 /// Seeds its own RNGs from `rotnet.seed` (default: the run's seed).
-pub fn train_rotnet(
-    config: &ExperimentConfig,
-    data: &DeviceData,
-    progress: &ProgressBar,
-) -> EmbeddingMatrix {
+pub fn train_rotnet(config: &ExperimentConfig, data: &DeviceData, progress: &ProgressBar) -> EmbeddingMatrix {
     let rc = &config.rotnet;
     let seed = rc.seed.unwrap_or(config.seed);
     tch::manual_seed(seed as i64);
@@ -159,11 +124,7 @@ pub fn train_rotnet(
         opt.backward_step(&loss);
         progress.inc(1);
         if progress.position() % 100 == 0 {
-            let acc = logits
-                .argmax(1, false)
-                .eq_tensor(&ys)
-                .to_kind(Kind::Float)
-                .mean(Kind::Float);
+            let acc = logits.argmax(1, false).eq_tensor(&ys).to_kind(Kind::Float).mean(Kind::Float);
             progress.set_message(format!(
                 "loss {:.3} · rotation acc {:.1}%",
                 loss.double_value(&[]),
@@ -175,10 +136,7 @@ pub fn train_rotnet(
     let mut values = Vec::with_capacity(pool.len() * dim);
     tch::no_grad(|| {
         for chunk in pool.chunks(config.train.eval_batch_size) {
-            let e = net
-                .embed(&data.train_batch(chunk))
-                .to_device(tch::Device::Cpu)
-                .contiguous();
+            let e = net.embed(&data.train_batch(chunk)).to_device(tch::Device::Cpu).contiguous();
             values.extend(Vec::<f32>::try_from(e.view([-1])).expect("f32"));
         }
     });
@@ -195,10 +153,7 @@ mod tests {
         let x = Tensor::from_slice(&[1f32, 2., 3., 4.]).view([1, 1, 2, 2]);
         let (xs, ys) = rotations(&x);
         let v = Vec::<f32>::try_from(xs.view([-1])).unwrap();
-        assert_eq!(
-            v,
-            vec![1., 2., 3., 4., 2., 4., 1., 3., 4., 3., 2., 1., 3., 1., 4., 2.]
-        );
+        assert_eq!(v, vec![1., 2., 3., 4., 2., 4., 1., 3., 4., 3., 2., 1., 3., 1., 4., 2.]);
         assert_eq!(Vec::<i64>::try_from(ys).unwrap(), vec![0, 1, 2, 3]);
     }
 

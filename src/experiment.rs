@@ -4,7 +4,8 @@ use crate::config::{DeviceChoice, ExperimentConfig, InitStrategy};
 use crate::data::{AugmentParams, DataError, Dataset};
 use crate::embed::{embeddings_for, EmbedError, EmbeddingMatrix};
 use crate::metrics::{class_distribution_distance, class_histogram, diversity};
-use crate::select::{diversity_sample, Embeddings, SelectError};
+use crate::models::Network;
+use crate::select::{diversity_sample, query, score_pool, Embeddings, SelectError};
 use crate::train::{train, DeviceData, Evaluation};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample;
@@ -26,15 +27,12 @@ pub enum RunError {
     Select(#[from] SelectError),
     #[error("labeled.indices: {0}")]
     Labeled(String),
-    #[error(
-        "device = \"cuda\" but CUDA is not available (is libtorch_cuda linked and a GPU visible?)"
-    )]
+    #[error("device = \"cuda\" but CUDA is not available (is libtorch_cuda linked and a GPU visible?)")]
     NoCuda,
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Resume(String),
 }
 
 /// One training cycle's record: who was labeled, how the EMA model scored.
@@ -55,6 +53,10 @@ pub struct CycleRecord {
     /// (RotNet / imported for the initial set); absent without an embedding.
     #[serde(default)]
     pub diversity: Option<f64>,
+    /// Mean consistency (Eq. 3) of this cycle's selection under the previous cycle's model;
+    /// absent for the initial set.
+    #[serde(default)]
+    pub consistency: Option<f64>,
     pub evaluations: Vec<Evaluation>,
     /// Median of the last `train.median_of` evaluations; absent when `train.steps = 0`.
     pub accuracy: Option<f64>,
@@ -120,18 +122,10 @@ pub fn initial_labeled(
             }
             let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x1abe1);
             match (config.init.strategy, embedding) {
-                (InitStrategy::Random, _) => {
-                    Ok(sample(&mut rng, pool, config.labeled.size).into_vec())
-                }
+                (InitStrategy::Random, _) => Ok(sample(&mut rng, pool, config.labeled.size).into_vec()),
                 (InitStrategy::Diversity, Some(m)) => {
                     let emb = Embeddings::new(&m.values, m.dim)?;
-                    Ok(diversity_sample(
-                        &emb,
-                        config.labeled.size,
-                        config.init.temperature,
-                        &[],
-                        &mut rng,
-                    )?)
+                    Ok(diversity_sample(&emb, config.labeled.size, config.init.temperature, &[], &mut rng)?)
                 }
                 (InitStrategy::Diversity, None) => {
                     unreachable!("validated: diversity needs an embedding")
@@ -144,25 +138,16 @@ pub fn initial_labeled(
 /// Writes `value` as pretty JSON to `path` via a temporary file and a rename, so a reader (or a
 /// kill mid-write) never sees a partial file.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
-    write_text_atomic(
-        path,
-        &serde_json::to_string_pretty(value).expect("result serialises"),
-    )
+    write_text_atomic(path, &serde_json::to_string_pretty(value).expect("result serialises"))
 }
 
 /// Writes `text` to `path` via a temporary file in the same directory and a rename.
 pub fn write_text_atomic(path: &Path, text: &str) -> Result<(), RunError> {
-    let err = |source| RunError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let err = |source| RunError::Write { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
@@ -172,83 +157,172 @@ pub fn write_text_atomic(path: &Path, text: &str) -> Result<(), RunError> {
 pub fn progress_bar(prefix: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({eta}) {msg}",
-        )
-        .expect("valid template"),
+        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} steps ({eta}) {msg}")
+            .expect("valid template"),
     );
     bar.set_prefix(prefix.to_string());
     bar
 }
 
-/// Runs the experiment and writes `out_dir/result.json`.
+/// Seeds of cycle `c`: cycle 0 uses the run's seed itself, later cycles derived ones, so any
+/// cycle can be re-run (on resume) exactly as in an uninterrupted run.
+fn cycle_seeds(seed: u64, cycle: usize) -> (ChaCha8Rng, i64) {
+    if cycle == 0 {
+        return (ChaCha8Rng::seed_from_u64(seed), seed as i64);
+    }
+    let derived = seed ^ (cycle as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (ChaCha8Rng::seed_from_u64(derived), (derived >> 1) as i64)
+}
+
+/// A finished or interrupted earlier run of the same config in `path`, if any. A result of a
+/// different config is never overwritten.
+fn previous_result(path: &Path, config: &ExperimentConfig) -> Result<Option<RunResult>, RunError> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+    let old: RunResult = serde_json::from_str(&text).map_err(|e| {
+        RunError::Resume(format!("{} exists but is not a readable result ({e}); move it away", path.display()))
+    })?;
+    if old.config_hash != config.content_hash() {
+        return Err(RunError::Resume(format!(
+            "{} holds a result of another config (hash {}, this config {}); choose another --out",
+            path.display(),
+            old.config_hash,
+            config.content_hash()
+        )));
+    }
+    Ok(Some(old))
+}
+
+/// libtorch errors carry a C++ stack trace after the message; people need the message.
+fn first_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+fn save_checkpoint(net: &Network, path: &Path) -> Result<(), RunError> {
+    let tmp = path.with_extension("tmp.ot");
+    net.vs.save(&tmp).map_err(|e| RunError::Resume(format!("cannot save {}: {}", tmp.display(), first_line(&e))))?;
+    std::fs::rename(&tmp, path).map_err(|source| RunError::Write { path: path.to_path_buf(), source })
+}
+
+/// Runs the experiment (initial set, then one query cycle per budget) and writes
+/// `out_dir/result.json` after every cycle, with the EMA model of the last finished cycle in
+/// `out_dir/checkpoint.ot`. Re-running an interrupted run resumes after its last finished cycle;
+/// re-running a finished one returns its result.
 pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunError> {
     let started = Instant::now();
+    let result_path = out_dir.join("result.json");
+    let checkpoint = out_dir.join("checkpoint.ot");
+    let previous = previous_result(&result_path, config)?;
+    if let Some(done) = previous.as_ref().filter(|r| r.complete) {
+        return Ok(done.clone());
+    }
+    std::fs::create_dir_all(out_dir).map_err(|source| RunError::Write { path: out_dir.to_path_buf(), source })?;
     let device = resolve_device(config.device)?;
     let dataset = Dataset::load(config)?;
-    let augment = AugmentParams {
-        crop_padding: config.dataset.crop_padding,
-        horizontal_flip: config.dataset.horizontal_flip,
-    };
+    let augment =
+        AugmentParams { crop_padding: config.dataset.crop_padding, horizontal_flip: config.dataset.horizontal_flip };
     let data = DeviceData::new(&dataset, device, augment);
-    let bar = progress_bar("embed");
-    let embedding = embeddings_for(config, &data, &bar)?;
-    bar.finish_and_clear();
-    let labeled = initial_labeled(config, dataset.train.len(), embedding.as_ref())?;
-    let train_labels: Vec<usize> = dataset
-        .train
-        .label_vec()
-        .iter()
-        .map(|&l| l as usize)
-        .collect();
+    let train_labels: Vec<usize> = dataset.train.label_vec().iter().map(|&l| l as usize).collect();
     let pool_hist = class_histogram(&train_labels, dataset.num_classes);
-    let reference: Vec<f64> = pool_hist
-        .iter()
-        .map(|&c| c as f64 / train_labels.len() as f64)
-        .collect();
-    let labeled_classes: Vec<usize> = labeled.iter().map(|&i| train_labels[i]).collect();
-    // Seeded after the (possibly cached) embedding so a cache hit and a miss train identically.
-    tch::manual_seed(config.seed as i64);
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let is_labeled: std::collections::HashSet<usize> = labeled.iter().copied().collect();
-    let unlabeled: Vec<usize> = (0..dataset.train.len())
-        .filter(|i| !is_labeled.contains(i))
-        .collect();
-    let t0 = Instant::now();
-    let (evaluations, accuracy) = if config.train.steps == 0 {
-        (Vec::new(), None)
-    } else {
-        let bar = progress_bar("train");
-        let outcome = train(config, &data, &labeled, &unlabeled, &mut rng, &bar);
-        bar.finish_and_clear();
-        (outcome.evaluations, Some(outcome.accuracy))
-    };
-    let cycle = CycleRecord {
-        cycle: 0,
-        n_labeled: labeled.len(),
-        selected: labeled.clone(),
-        class_histogram: class_histogram(&labeled_classes, dataset.num_classes),
-        class_distance: Some(class_distribution_distance(&labeled_classes, &reference)),
-        diversity: embedding
-            .as_ref()
-            .map(|m| diversity(&m.values, m.dim, &labeled)),
-        evaluations,
-        accuracy,
-        train_seconds: t0.elapsed().as_secs_f64(),
-    };
-    let result = RunResult {
+    let reference: Vec<f64> = pool_hist.iter().map(|&c| c as f64 / train_labels.len() as f64).collect();
+    let classes_of = |idx: &[usize]| idx.iter().map(|&i| train_labels[i]).collect::<Vec<_>>();
+    let n_cycles = 1 + config.query.budgets.len();
+    let mut result = previous.unwrap_or_else(|| RunResult {
         ssal_version: env!("CARGO_PKG_VERSION").to_string(),
         git_commit: env!("SSAL_GIT_COMMIT").to_string(),
         config_hash: config.content_hash(),
         config: config.clone(),
         device: format!("{device:?}"),
-        complete: true,
-        labeled_indices: labeled,
-        final_accuracy: cycle.accuracy,
-        cycles: vec![cycle],
-        wall_seconds: started.elapsed().as_secs_f64(),
-    };
-    write_json_atomic(&out_dir.join("result.json"), &result)?;
+        complete: false,
+        labeled_indices: Vec::new(),
+        cycles: Vec::new(),
+        final_accuracy: None,
+        wall_seconds: 0.0,
+    });
+    let earlier_wall = result.wall_seconds;
+    let [c, _, _] = dataset.image_shape();
+    // The EMA model of the last finished cycle, needed to query the next one.
+    let mut model: Option<Network> = None;
+    if !result.cycles.is_empty() {
+        let net = Network::new(config.model, c, dataset.num_classes as i64, device);
+        let mut vs = net.vs;
+        vs.load(&checkpoint).map_err(|e| {
+            RunError::Resume(format!("cannot resume from {}: {}", checkpoint.display(), first_line(&e)))
+        })?;
+        model = Some(Network { vs, model: net.model });
+    }
+    for cycle in result.cycles.len()..n_cycles {
+        let (mut rng, torch_seed) = cycle_seeds(config.seed, cycle);
+        let t0 = Instant::now();
+        let (selected, diversity_value, consistency_value) = if cycle == 0 {
+            let bar = progress_bar("embed");
+            let embedding = embeddings_for(config, &data, &bar)?;
+            bar.finish_and_clear();
+            let labeled = initial_labeled(config, dataset.train.len(), embedding.as_ref())?;
+            let div = embedding.as_ref().map(|m| diversity(&m.values, m.dim, &labeled));
+            (labeled, div, None)
+        } else {
+            let net = model.as_ref().expect("a finished cycle precedes every query");
+            let is_labeled: std::collections::HashSet<usize> = result.labeled_indices.iter().copied().collect();
+            let mut candidates: Vec<usize> = (0..dataset.train.len()).filter(|i| !is_labeled.contains(i)).collect();
+            if let Some(n) = config.query.pool_subset.filter(|&n| n < candidates.len()) {
+                let mut pick = sample(&mut rng, candidates.len(), n).into_vec();
+                pick.sort_unstable();
+                candidates = pick.into_iter().map(|i| candidates[i]).collect();
+            }
+            let q = &config.query;
+            let view = score_pool(
+                net,
+                &data,
+                &result.labeled_indices,
+                &candidates,
+                q.augmentations,
+                config.train.eval_batch_size,
+                &mut rng,
+            );
+            let picks = query(q.strategy, &view, q.budgets[cycle - 1], q.temperature, &mut rng)?;
+            let rows: Vec<usize> = picks.iter().map(|&p| view.n_labeled + p).collect();
+            let div = diversity(&view.features, view.feature_dim, &rows);
+            let cons = rows.iter().map(|&r| view.consistency[r] as f64).sum::<f64>() / rows.len() as f64;
+            (picks.into_iter().map(|p| candidates[p]).collect::<Vec<_>>(), Some(div), Some(cons))
+        };
+        result.labeled_indices.extend(&selected);
+        let labeled = result.labeled_indices.clone();
+        let classes = classes_of(&labeled);
+        tch::manual_seed(torch_seed);
+        let (evaluations, accuracy) = if config.train.steps == 0 {
+            (Vec::new(), None)
+        } else {
+            let is_labeled: std::collections::HashSet<usize> = labeled.iter().copied().collect();
+            let unlabeled: Vec<usize> = (0..dataset.train.len()).filter(|i| !is_labeled.contains(i)).collect();
+            let bar = progress_bar(&format!("cycle {cycle}/{}", n_cycles - 1));
+            let outcome = train(config, &data, &labeled, &unlabeled, &mut rng, &bar);
+            bar.finish_and_clear();
+            if cycle + 1 < n_cycles {
+                save_checkpoint(&outcome.ema, &checkpoint)?;
+            }
+            model = Some(outcome.ema);
+            (outcome.evaluations, Some(outcome.accuracy))
+        };
+        result.cycles.push(CycleRecord {
+            cycle,
+            n_labeled: labeled.len(),
+            selected,
+            class_histogram: class_histogram(&classes, dataset.num_classes),
+            class_distance: Some(class_distribution_distance(&classes, &reference)),
+            diversity: diversity_value,
+            consistency: consistency_value,
+            evaluations,
+            accuracy,
+            train_seconds: t0.elapsed().as_secs_f64(),
+        });
+        result.final_accuracy = accuracy;
+        result.complete = cycle + 1 == n_cycles;
+        result.wall_seconds = earlier_wall + started.elapsed().as_secs_f64();
+        write_json_atomic(&result_path, &result)?;
+    }
+    if checkpoint.exists() {
+        let _ = std::fs::remove_file(&checkpoint);
+    }
     Ok(result)
 }
 
@@ -260,15 +334,9 @@ mod tests {
     fn explicit_indices_are_validated() {
         let mut c = ExperimentConfig::default();
         c.labeled.indices = Some(vec![1, 5, 1]);
-        assert!(initial_labeled(&c, 10, None)
-            .unwrap_err()
-            .to_string()
-            .contains("twice"));
+        assert!(initial_labeled(&c, 10, None).unwrap_err().to_string().contains("twice"));
         c.labeled.indices = Some(vec![1, 10]);
-        assert!(initial_labeled(&c, 10, None)
-            .unwrap_err()
-            .to_string()
-            .contains("out of range"));
+        assert!(initial_labeled(&c, 10, None).unwrap_err().to_string().contains("out of range"));
         c.labeled.indices = Some(vec![3, 1]);
         assert_eq!(initial_labeled(&c, 10, None).unwrap(), vec![3, 1]);
     }

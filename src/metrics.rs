@@ -15,10 +15,7 @@ pub fn class_histogram(labels: &[usize], num_classes: usize) -> Vec<usize> {
 pub fn class_distribution_distance(selected: &[usize], reference: &[f64]) -> f64 {
     let h = class_histogram(selected, reference.len());
     let n = selected.len().max(1) as f64;
-    h.iter()
-        .zip(reference)
-        .map(|(&c, &p)| (c as f64 / n - p).abs())
-        .fold(0.0, f64::max)
+    h.iter().zip(reference).map(|(&c, &p)| (c as f64 / n - p).abs()).fold(0.0, f64::max)
 }
 
 /// Diversity: the mean L2 distance over all unordered pairs of the given rows of a row-major
@@ -31,11 +28,7 @@ pub fn diversity(embeddings: &[f32], dim: usize, rows: &[usize]) -> f64 {
     let mut total = 0.0f64;
     for (a, &i) in rows.iter().enumerate() {
         for &j in &rows[a + 1..] {
-            let d2: f64 = row(i)
-                .iter()
-                .zip(row(j))
-                .map(|(x, y)| ((x - y) as f64).powi(2))
-                .sum();
+            let d2: f64 = row(i).iter().zip(row(j)).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
             total += d2.sqrt();
         }
     }

@@ -15,16 +15,10 @@ fn idx_raw_and_gz_give_the_same_data() {
     assert_eq!(a.train.images.size(), vec![30, 1, 28, 28]);
     assert_eq!(a.test.len(), 10);
     assert!(a.train.images.equal(&b.train.images));
-    assert_eq!(
-        a.train.label_vec()[..12],
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
-    );
+    assert_eq!(a.train.label_vec()[..12], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
     // Pixel (r, c) of image 0 equals the generator's value.
     let want = common::pattern(0, 0);
-    assert_eq!(
-        a.train.images.int64_value(&[0, 0, 3, 4]),
-        want[3 * 28 + 4] as i64
-    );
+    assert_eq!(a.train.images.int64_value(&[0, 0, 3, 4]), want[3 * 28 + 4] as i64);
 }
 
 fn expect_error(dir: &Path, needles: &[&str]) {
@@ -51,11 +45,7 @@ fn broken_idx_files_are_named() {
     expect_error(d, &["train-images-idx3-ubyte", "magic"]);
     std::fs::write(&p, &bytes).unwrap();
     // Label/image count mismatch: labels for 10 test images, images for 20.
-    std::fs::copy(
-        d.join("t10k-labels-idx1-ubyte"),
-        d.join("train-labels-idx1-ubyte"),
-    )
-    .unwrap();
+    std::fs::copy(d.join("t10k-labels-idx1-ubyte"), d.join("train-labels-idx1-ubyte")).unwrap();
     expect_error(d, &["train-labels-idx1-ubyte", "10 labels but 20 images"]);
     // Missing file.
     std::fs::remove_file(d.join("train-labels-idx1-ubyte")).unwrap();
@@ -73,9 +63,7 @@ fn cifar10_binary_batches() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     for i in 1..=5u8 {
-        let recs: Vec<u8> = (0..4u8)
-            .flat_map(|j| cifar_record((i + j) % 10, i * 10 + j))
-            .collect();
+        let recs: Vec<u8> = (0..4u8).flat_map(|j| cifar_record((i + j) % 10, i * 10 + j)).collect();
         std::fs::write(d.join(format!("data_batch_{i}.bin")), recs).unwrap();
     }
     std::fs::write(d.join("test_batch.bin"), cifar_record(7, 99)).unwrap();
@@ -87,23 +75,15 @@ fn cifar10_binary_batches() {
     // Truncated batch.
     std::fs::write(d.join("data_batch_3.bin"), &cifar_record(1, 1)[..100]).unwrap();
     let e = load_cifar10(d).unwrap_err().to_string();
-    assert!(
-        e.contains("data_batch_3.bin") && e.contains("truncated"),
-        "{e}"
-    );
+    assert!(e.contains("data_batch_3.bin") && e.contains("truncated"), "{e}");
     // Bad label.
     std::fs::write(d.join("data_batch_3.bin"), cifar_record(12, 1)).unwrap();
     let e = load_cifar10(d).unwrap_err().to_string();
-    assert!(
-        e.contains("data_batch_3.bin") && e.contains("label 12"),
-        "{e}"
-    );
+    assert!(e.contains("data_batch_3.bin") && e.contains("label 12"), "{e}");
 }
 
 fn write_png(path: &Path, value: u8) {
-    image::RgbImage::from_pixel(12, 9, image::Rgb([value, value / 2, 255 - value]))
-        .save(path)
-        .unwrap();
+    image::RgbImage::from_pixel(12, 9, image::Rgb([value, value / 2, 255 - value])).save(path).unwrap();
 }
 
 #[test]
@@ -161,13 +141,7 @@ fn subsets_are_seeded_and_sized() {
     cfg.dataset.test_subset = Some(7);
     let a = Dataset::load(&cfg).unwrap();
     assert_eq!((a.train.len(), a.test.len()), (25, 7));
-    assert!(a
-        .train
-        .images
-        .equal(&Dataset::load(&cfg).unwrap().train.images));
+    assert!(a.train.images.equal(&Dataset::load(&cfg).unwrap().train.images));
     cfg.dataset.train_subset = Some(51);
-    assert!(Dataset::load(&cfg)
-        .unwrap_err()
-        .to_string()
-        .contains("train_subset = 51"));
+    assert!(Dataset::load(&cfg).unwrap_err().to_string().contains("train_subset = 51"));
 }

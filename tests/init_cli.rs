@@ -9,13 +9,7 @@ fn run(dir: &Path, cfg: &str, cache: &Path) -> (Output, serde_json::Value) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("cfg.toml"), cfg).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ssal"))
-        .args([
-            "run",
-            "--config",
-            dir.join("cfg.toml").to_str().unwrap(),
-            "--out",
-            dir.join("out").to_str().unwrap(),
-        ])
+        .args(["run", "--config", dir.join("cfg.toml").to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
         .env("SSAL_CACHE", cache)
         .output()
         .unwrap();
@@ -26,7 +20,10 @@ fn run(dir: &Path, cfg: &str, cache: &Path) -> (Output, serde_json::Value) {
 }
 
 fn base(data: &Path) -> String {
-    format!("device = \"cpu\"\nseed = 4\n[dataset]\npath = \"{}\"\n[labeled]\nsize = 2\n[train]\nsteps = 0\n", data.display())
+    format!(
+        "device = \"cpu\"\nseed = 4\n[dataset]\npath = \"{}\"\n[labeled]\nsize = 2\n[train]\nsteps = 0\n",
+        data.display()
+    )
 }
 
 #[test]
@@ -45,12 +42,8 @@ fn k_center_on_imported_embedding_and_metrics() {
     );
     let (o, r) = run(&t.path().join("a"), &cfg, t.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let sel: Vec<usize> = r["labeled_indices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect();
+    let sel: Vec<usize> =
+        r["labeled_indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     let far_end = if sel[0] < 25 { 49 } else { 0 };
     assert_eq!(sel[1], far_end, "{sel:?}");
     assert!(r["final_accuracy"].is_null());
@@ -59,34 +52,14 @@ fn k_center_on_imported_embedding_and_metrics() {
     let (a, b) = (sel[0] % 10, sel[1] % 10);
     let want_distance = if a == b { 0.9 } else { 0.4 };
     assert!((c["class_distance"].as_f64().unwrap() - want_distance).abs() < 1e-12);
-    assert_eq!(
-        c["diversity"].as_f64().unwrap(),
-        (sel[0] as f64 - sel[1] as f64).abs()
-    );
-    assert_eq!(
-        c["class_histogram"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .sum::<u64>(),
-        2
-    );
+    assert_eq!(c["diversity"].as_f64().unwrap(), (sel[0] as f64 - sel[1] as f64).abs());
+    assert_eq!(c["class_histogram"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum::<u64>(), 2);
     // A matrix of the wrong height is refused, naming the file.
-    Tensor::zeros([49, 3], (tch::Kind::Float, tch::Device::Cpu))
-        .write_npy(t.path().join("short.npy"))
-        .unwrap();
-    let (o, _) = run(
-        &t.path().join("b"),
-        &cfg.replace("emb.npy", "short.npy"),
-        t.path(),
-    );
+    Tensor::zeros([49, 3], (tch::Kind::Float, tch::Device::Cpu)).write_npy(t.path().join("short.npy")).unwrap();
+    let (o, _) = run(&t.path().join("b"), &cfg.replace("emb.npy", "short.npy"), t.path());
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("short.npy") && err.contains("49 rows") && err.contains("50 images"),
-        "{err}"
-    );
+    assert!(err.contains("short.npy") && err.contains("49 rows") && err.contains("50 images"), "{err}");
 }
 
 #[test]
@@ -101,20 +74,14 @@ fn rotnet_embedding_is_cached_and_reused() {
     let cache = t.path().join("cache");
     let (o, first) = run(&t.path().join("a"), &cfg, &cache);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let files: Vec<_> = std::fs::read_dir(cache.join("embeddings"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files: Vec<_> = std::fs::read_dir(cache.join("embeddings")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1);
     let (values, dim) = ssal::select::read_embeddings_npy(&files[0]).unwrap();
     assert_eq!((values.len() / dim, dim), (60, 8));
     let (o, second) = run(&t.path().join("b"), &cfg, &cache);
     assert!(o.status.success());
     assert_eq!(first["labeled_indices"], second["labeled_indices"]);
-    assert_eq!(
-        first["cycles"][0]["diversity"],
-        second["cycles"][0]["diversity"]
-    );
+    assert_eq!(first["cycles"][0]["diversity"], second["cycles"][0]["diversity"]);
     // Without the cache the same seed recomputes the same embedding and selection.
     let (_, third) = run(&t.path().join("c"), &cfg, &t.path().join("fresh"));
     assert_eq!(first["labeled_indices"], third["labeled_indices"]);

@@ -31,13 +31,7 @@ fn run(cfg_text: &str, dir: &Path) -> (std::process::Output, serde_json::Value) 
     let cfg = dir.join("cfg.toml");
     std::fs::write(&cfg, cfg_text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_ssal"))
-        .args([
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            dir.join("out").to_str().unwrap(),
-        ])
+        .args(["run", "--config", cfg.to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
         .output()
         .unwrap();
     let json = std::fs::read_to_string(dir.join("out/result.json"))
@@ -51,33 +45,16 @@ fn supervised_learns_a_separable_toy_problem_and_records_everything() {
     let t = tempfile::tempdir().unwrap();
     common::write_idx_dataset(&t.path().join("data"), 400, 200, true);
     let (out, r) = run(&config(&t.path().join("data"), "supervised", 3), t.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(r["complete"], true);
     assert_eq!(r["labeled_indices"].as_array().unwrap().len(), 40);
     let evals = r["cycles"][0]["evaluations"].as_array().unwrap();
-    assert_eq!(
-        evals
-            .iter()
-            .map(|e| e["step"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
-        vec![20, 40, 60]
-    );
+    assert_eq!(evals.iter().map(|e| e["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![20, 40, 60]);
     // The final accuracy is the median of the last two evaluations.
-    let last: Vec<f64> = evals[1..]
-        .iter()
-        .map(|e| e["accuracy"].as_f64().unwrap())
-        .collect();
+    let last: Vec<f64> = evals[1..].iter().map(|e| e["accuracy"].as_f64().unwrap()).collect();
     assert!((r["final_accuracy"].as_f64().unwrap() - (last[0] + last[1]) / 2.0).abs() < 1e-12);
     // The toy classes are trivially separable: far above the 10 % of chance.
-    assert!(
-        r["final_accuracy"].as_f64().unwrap() > 0.8,
-        "{}",
-        r["final_accuracy"]
-    );
+    assert!(r["final_accuracy"].as_f64().unwrap() > 0.8, "{}", r["final_accuracy"]);
     assert_eq!(r["config"]["seed"], 3);
     assert_eq!(r["config_hash"].as_str().unwrap().len(), 16);
     assert!(!t.path().join("out").read_dir().unwrap().any(|e| e
@@ -95,17 +72,10 @@ fn same_seed_same_result_on_the_cpu() {
     let (a_dir, b_dir) = (t.path().join("a"), t.path().join("b"));
     let (oa, a) = run(&cfg, &a_dir);
     let (_, b) = run(&cfg, &b_dir);
-    assert!(
-        oa.status.success(),
-        "{}",
-        String::from_utf8_lossy(&oa.stderr)
-    );
+    assert!(oa.status.success(), "{}", String::from_utf8_lossy(&oa.stderr));
     assert_eq!(a["cycles"][0]["evaluations"], b["cycles"][0]["evaluations"]);
     assert_eq!(a["labeled_indices"], b["labeled_indices"]);
-    let (_, c) = run(
-        &config(&t.path().join("data"), "mixmatch", 6),
-        &t.path().join("c"),
-    );
+    let (_, c) = run(&config(&t.path().join("data"), "mixmatch", 6), &t.path().join("c"));
     assert_ne!(a["labeled_indices"], c["labeled_indices"]);
 }
 
@@ -115,10 +85,7 @@ fn bad_config_exits_2_naming_the_key() {
     let (out, r) = run("seed = 1\n[train]\nsteps = 5\nbatchsize = 3\n", t.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("batchsize") && err.contains("cfg.toml"),
-        "{err}"
-    );
+    assert!(err.contains("batchsize") && err.contains("cfg.toml"), "{err}");
     assert!(r.is_null());
     // A missing dataset directory is named too.
     let (out, _) = run("[dataset]\npath = \"/nonexistent/fm\"\n", t.path());

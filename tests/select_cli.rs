@@ -4,10 +4,7 @@ use std::process::{Command, Output};
 use tch::{Kind, Tensor};
 
 fn ssal(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ssal"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_ssal")).args(args).output().unwrap()
 }
 
 fn write(dir: &Path, name: &str, t: &Tensor) -> String {
@@ -21,12 +18,7 @@ fn stdout(o: &Output) -> String {
 }
 
 fn fails_with(o: &Output, needle: &str) {
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
 }
@@ -55,23 +47,9 @@ fn k_center_picks_on_a_line_for_f32_and_f64() {
         assert_eq!(stdout(&o), "5\n3\n2\n");
     }
     // --out writes the same lines; the same seed gives the same random picks.
-    let x = write(
-        t.path(),
-        "a.npy",
-        &Tensor::randn([50, 4], (Kind::Float, tch::Device::Cpu)),
-    );
+    let x = write(t.path(), "a.npy", &Tensor::randn([50, 4], (Kind::Float, tch::Device::Cpu)));
     let out = t.path().join("chosen.txt");
-    let args = [
-        "select",
-        "--embeddings",
-        &x,
-        "--k",
-        "10",
-        "--temperature",
-        "0.5",
-        "--seed",
-        "7",
-    ];
+    let args = ["select", "--embeddings", &x, "--k", "10", "--temperature", "0.5", "--seed", "7"];
     let o = ssal(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
     assert!(o.status.success());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), stdout(&ssal(&args)));
@@ -82,100 +60,22 @@ fn k_center_picks_on_a_line_for_f32_and_f64() {
 fn bad_inputs_exit_2_with_a_reason() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    let good = write(
-        d,
-        "good.npy",
-        &Tensor::from_slice(&[0f32, 1., 2., 3.]).view([2, 2]),
-    );
+    let good = write(d, "good.npy", &Tensor::from_slice(&[0f32, 1., 2., 3.]).view([2, 2]));
     let run = |x: &str, k: &str, extra: &[&str]| {
-        ssal(
-            &[
-                &[
-                    "select",
-                    "--embeddings",
-                    x,
-                    "--k",
-                    k,
-                    "--temperature",
-                    "0.5",
-                ][..],
-                extra,
-            ]
-            .concat(),
-        )
+        ssal(&[&["select", "--embeddings", x, "--k", k, "--temperature", "0.5"][..], extra].concat())
     };
-    fails_with(
-        &run(
-            &write(
-                d,
-                "int.npy",
-                &Tensor::from_slice(&[1i64, 2, 3, 4]).view([2, 2]),
-            ),
-            "1",
-            &[],
-        ),
-        "dtype",
-    );
-    fails_with(
-        &run(
-            &write(d, "flat.npy", &Tensor::from_slice(&[1f32, 2.])),
-            "1",
-            &[],
-        ),
-        "shape",
-    );
-    fails_with(
-        &run(
-            &write(
-                d,
-                "nan.npy",
-                &Tensor::from_slice(&[1f32, f32::NAN]).view([1, 2]),
-            ),
-            "1",
-            &[],
-        ),
-        "non-finite",
-    );
+    fails_with(&run(&write(d, "int.npy", &Tensor::from_slice(&[1i64, 2, 3, 4]).view([2, 2])), "1", &[]), "dtype");
+    fails_with(&run(&write(d, "flat.npy", &Tensor::from_slice(&[1f32, 2.])), "1", &[]), "shape");
+    fails_with(&run(&write(d, "nan.npy", &Tensor::from_slice(&[1f32, f32::NAN]).view([1, 2])), "1", &[]), "non-finite");
     fails_with(&run(&good, "3", &[]), "k = 3 but only 2");
-    fails_with(
-        &run(&d.join("missing.npy").to_string_lossy(), "1", &[]),
-        "missing.npy",
-    );
+    fails_with(&run(&d.join("missing.npy").to_string_lossy(), "1", &[]), "missing.npy");
     std::fs::write(d.join("junk.npy"), b"not numpy").unwrap();
-    fails_with(
-        &run(&d.join("junk.npy").to_string_lossy(), "1", &[]),
-        "junk.npy",
-    );
+    fails_with(&run(&d.join("junk.npy").to_string_lossy(), "1", &[]), "junk.npy");
     std::fs::write(d.join("l1.txt"), "9\n").unwrap();
-    fails_with(
-        &run(
-            &good,
-            "1",
-            &["--labeled", d.join("l1.txt").to_str().unwrap()],
-        ),
-        "out of range",
-    );
+    fails_with(&run(&good, "1", &["--labeled", d.join("l1.txt").to_str().unwrap()]), "out of range");
     std::fs::write(d.join("l2.txt"), "0\nfoo\n").unwrap();
-    fails_with(
-        &run(
-            &good,
-            "1",
-            &["--labeled", d.join("l2.txt").to_str().unwrap()],
-        ),
-        "l2.txt:2",
-    );
-    fails_with(
-        &ssal(&[
-            "select",
-            "--embeddings",
-            &good,
-            "--k",
-            "1",
-            "--temperature",
-            "-1",
-        ]),
-        "temperature",
-    );
+    fails_with(&run(&good, "1", &["--labeled", d.join("l2.txt").to_str().unwrap()]), "l2.txt:2");
+    fails_with(&ssal(&["select", "--embeddings", &good, "--k", "1", "--temperature", "-1"]), "temperature");
     // A clap usage error also exits 2.
     assert_eq!(ssal(&["select", "--k", "1"]).status.code(), Some(2));
 }

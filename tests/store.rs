@@ -5,10 +5,7 @@ use ssal::store::{write_csv, Store, CSV_HEADER};
 use std::path::Path;
 
 fn result(seed: u64, accuracy: f64) -> RunResult {
-    let config = ExperimentConfig {
-        seed,
-        ..Default::default()
-    };
+    let config = ExperimentConfig { seed, ..Default::default() };
     let cycle = CycleRecord {
         cycle: 0,
         n_labeled: 100,
@@ -16,6 +13,7 @@ fn result(seed: u64, accuracy: f64) -> RunResult {
         class_histogram: vec![1, 1],
         class_distance: Some(0.4),
         diversity: None,
+        consistency: None,
         evaluations: vec![],
         accuracy: Some(accuracy),
         train_seconds: 1.0,
@@ -45,11 +43,7 @@ fn ingest_is_idempotent_skips_broken_files_and_replaces_changed_ones() {
     write(&runs, "a", &result(0, 0.7));
     write(&runs, "b", &result(1, 0.8));
     std::fs::create_dir_all(runs.join("broken")).unwrap();
-    std::fs::write(
-        runs.join("broken/result.json"),
-        "{\"ssal_version\": \"x\", ",
-    )
-    .unwrap();
+    std::fs::write(runs.join("broken/result.json"), "{\"ssal_version\": \"x\", ").unwrap();
     let db = t.path().join("r.db");
     let mut store = Store::open(&db).unwrap();
     let r = store.ingest_dir(&runs).unwrap();
@@ -69,10 +63,7 @@ fn ingest_is_idempotent_skips_broken_files_and_replaces_changed_ones() {
     assert_eq!((r.added, r.replaced, r.unchanged), (0, 1, 1));
     let rows = store.cycle_rows().unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!(
-        rows.iter().find(|r| r.seed == 1).unwrap().accuracy,
-        Some(0.9)
-    );
+    assert_eq!(rows.iter().find(|r| r.seed == 1).unwrap().accuracy, Some(0.9));
     // Re-opening the database keeps everything (schema already migrated).
     drop(store);
     assert_eq!(Store::open(&db).unwrap().cycle_rows().unwrap(), rows);
@@ -96,21 +87,6 @@ fn export_has_the_documented_columns_in_order() {
     assert_eq!(fields.len(), CSV_HEADER.len());
     assert_eq!(
         &fields[1..],
-        [
-            "s",
-            "fashion_mnist",
-            "small_cnn",
-            "random",
-            "",
-            "",
-            "3",
-            "0",
-            "100",
-            "0.5",
-            "0.4",
-            "",
-            "",
-            "mixmatch"
-        ]
+        ["s", "fashion_mnist", "small_cnn", "random", "", "", "3", "0", "100", "0.5", "0.4", "", "", "mixmatch"]
     );
 }

@@ -4,13 +4,7 @@ use std::process::Command;
 
 fn plan(file: &std::path::Path, results: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ssal"))
-        .args([
-            "sweep",
-            "plan",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ])
+        .args(["sweep", "plan", file.to_str().unwrap(), "--results", results.to_str().unwrap()])
         .output()
         .unwrap()
 }
@@ -18,36 +12,22 @@ fn plan(file: &std::path::Path, results: &std::path::Path) -> std::process::Outp
 #[test]
 fn plan_writes_one_loadable_config_per_job_with_stable_ids() {
     let t = tempfile::tempdir().unwrap();
-    let repo_sweep =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/fmnist-demo.toml");
+    let repo_sweep = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/fmnist-demo.toml");
     let o = plan(&repo_sweep, t.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("6 jobs"));
     let tsv = std::fs::read_to_string(t.path().join("fmnist-demo/plan.tsv")).unwrap();
-    let ids: Vec<&str> = tsv
-        .lines()
-        .skip(1)
-        .map(|l| l.split('\t').nth(1).unwrap())
-        .collect();
+    let ids: Vec<&str> = tsv.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap()).collect();
     assert_eq!(ids.len(), 6);
     for id in &ids {
-        let cfg = ExperimentConfig::load(
-            &t.path()
-                .join("fmnist-demo/jobs")
-                .join(id)
-                .join("config.toml"),
-        )
-        .unwrap();
+        let cfg = ExperimentConfig::load(&t.path().join("fmnist-demo/jobs").join(id).join("config.toml")).unwrap();
         assert_eq!(&cfg.content_hash(), id);
         assert_eq!(cfg.train.steps, 1500);
     }
     // Planning again gives the same ids.
     let again = t.path().join("again");
     assert!(plan(&repo_sweep, &again).status.success());
-    assert_eq!(
-        std::fs::read_to_string(again.join("fmnist-demo/plan.tsv")).unwrap(),
-        tsv
-    );
+    assert_eq!(std::fs::read_to_string(again.join("fmnist-demo/plan.tsv")).unwrap(), tsv);
 }
 
 #[test]
@@ -58,12 +38,6 @@ fn misspelt_axis_exits_2_naming_it() {
     let o = plan(&f, t.path());
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("labeled.sise") && err.contains("line 3") && err.contains("bad.toml"),
-        "{err}"
-    );
-    assert!(
-        !t.path().join("bad").exists(),
-        "nothing is written for an invalid sweep"
-    );
+    assert!(err.contains("labeled.sise") && err.contains("line 3") && err.contains("bad.toml"), "{err}");
+    assert!(!t.path().join("bad").exists(), "nothing is written for an invalid sweep");
 }

@@ -31,16 +31,11 @@ pub fn augment_batch(x: &Tensor, params: AugmentParams, rng: &mut impl Rng) -> T
             + Tensor::arange(w, (Kind::Int64, device)).view([1, 1, w]);
         let bi = Tensor::arange(b, (Kind::Int64, device)).view([b, 1, 1]);
         // Advanced indexing around the channel slice yields [B, H, W, C].
-        out = padded
-            .index(&[Some(bi), None, Some(rows), Some(cols)])
-            .permute([0, 3, 1, 2])
-            .contiguous();
+        out = padded.index(&[Some(bi), None, Some(rows), Some(cols)]).permute([0, 3, 1, 2]).contiguous();
     }
     if params.horizontal_flip {
         let flips: Vec<bool> = (0..b).map(|_| rng.random_bool(0.5)).collect();
-        let mask = Tensor::from_slice(&flips)
-            .to_device(device)
-            .view([b, 1, 1, 1]);
+        let mask = Tensor::from_slice(&flips).to_device(device).view([b, 1, 1, 1]);
         out = out.flip([3]).where_self(&mask, &out);
     }
     out
@@ -72,10 +67,7 @@ mod tests {
     fn crops_match_a_scalar_reflect_reference() {
         let (b, c, h, w, p) = (3i64, 2i64, 5i64, 6i64, 2i64);
         let x = Tensor::arange(b * c * h * w, (Kind::Float, Device::Cpu)).view([b, c, h, w]);
-        let params = AugmentParams {
-            crop_padding: p,
-            horizontal_flip: false,
-        };
+        let params = AugmentParams { crop_padding: p, horizontal_flip: false };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let y = augment_batch(&x, params, &mut rng);
         assert_eq!(y.size(), vec![b, c, h, w]);
@@ -103,10 +95,7 @@ mod tests {
     #[test]
     fn flips_mirror_whole_images_only() {
         let x = Tensor::arange(64 * 4, (Kind::Float, Device::Cpu)).view([64, 1, 2, 2]);
-        let params = AugmentParams {
-            crop_padding: 0,
-            horizontal_flip: true,
-        };
+        let params = AugmentParams { crop_padding: 0, horizontal_flip: true };
         let y = augment_batch(&x, params, &mut ChaCha8Rng::seed_from_u64(1));
         let flipped = x.flip([3]);
         let mut n_flipped = 0;

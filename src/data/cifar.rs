@@ -7,9 +7,7 @@ const RECORD: usize = 1 + 3 * 32 * 32;
 
 /// Loads `data_batch_1..5.bin` and `test_batch.bin` from `dir`.
 pub fn load_cifar10(dir: &Path) -> Result<Dataset, DataError> {
-    let train_files: Vec<_> = (1..=5)
-        .map(|i| dir.join(format!("data_batch_{i}.bin")))
-        .collect();
+    let train_files: Vec<_> = (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect();
     let train = read_batches(&train_files)?;
     let test = read_batches(&[dir.join("test_batch.bin")])?;
     Ok(Dataset {
@@ -29,15 +27,15 @@ fn read_batches(files: &[std::path::PathBuf]) -> Result<Split, DataError> {
         if buf.is_empty() || buf.len() % RECORD != 0 {
             return Err(DataError::format(
                 path,
-                format!("size {} is not a positive multiple of the {RECORD}-byte CIFAR-10 record (truncated?)", buf.len()),
+                format!(
+                    "size {} is not a positive multiple of the {RECORD}-byte CIFAR-10 record (truncated?)",
+                    buf.len()
+                ),
             ));
         }
         for (i, rec) in buf.chunks_exact(RECORD).enumerate() {
             if rec[0] >= 10 {
-                return Err(DataError::format(
-                    path,
-                    format!("record {i}: label {} outside 0..10", rec[0]),
-                ));
+                return Err(DataError::format(path, format!("record {i}: label {} outside 0..10", rec[0])));
             }
             labels.push(rec[0]);
             pixels.extend_from_slice(&rec[1..]);

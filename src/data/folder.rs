@@ -13,12 +13,7 @@ const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 ///
 /// Each class keeps `round(n · test_fraction)` images (at least one when it has two or more)
 /// for testing, drawn with `seed`, so the split is stratified and reproducible.
-pub fn load_image_folder(
-    dir: &Path,
-    size: u32,
-    test_fraction: f64,
-    seed: u64,
-) -> Result<Dataset, DataError> {
+pub fn load_image_folder(dir: &Path, size: u32, test_fraction: f64, seed: u64) -> Result<Dataset, DataError> {
     let mut classes: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| DataError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -26,13 +21,7 @@ pub fn load_image_folder(
         .collect();
     classes.sort();
     if classes.len() < 2 {
-        return Err(DataError::format(
-            dir,
-            format!(
-                "needs at least 2 class sub-folders, found {}",
-                classes.len()
-            ),
-        ));
+        return Err(DataError::format(dir, format!("needs at least 2 class sub-folders, found {}", classes.len())));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xf01d_e5);
     let (mut train_files, mut test_files) = (Vec::new(), Vec::new());
@@ -47,19 +36,12 @@ pub fn load_image_folder(
             })
             .collect();
         if files.is_empty() {
-            return Err(DataError::format(
-                class_dir,
-                "class folder holds no .jpg/.jpeg/.png image",
-            ));
+            return Err(DataError::format(class_dir, "class folder holds no .jpg/.jpeg/.png image"));
         }
         files.sort();
         files.shuffle(&mut rng);
         let n = files.len();
-        let n_test = if n >= 2 {
-            ((n as f64 * test_fraction).round() as usize).clamp(1, n - 1)
-        } else {
-            0
-        };
+        let n_test = if n >= 2 { ((n as f64 * test_fraction).round() as usize).clamp(1, n - 1) } else { 0 };
         for (i, f) in files.into_iter().enumerate() {
             if i < n_test {
                 test_files.push((f, label as u8))
@@ -71,22 +53,13 @@ pub fn load_image_folder(
     let train = decode_all(&train_files, size)?;
     let test = decode_all(&test_files, size)?;
     let (mean, std) = channel_stats(&train.images);
-    Ok(Dataset {
-        name: DatasetName::ImageFolder,
-        train,
-        test,
-        num_classes: classes.len(),
-        mean,
-        std,
-    })
+    Ok(Dataset { name: DatasetName::ImageFolder, train, test, num_classes: classes.len(), mean, std })
 }
 
 /// Decodes and resizes images on all cores, keeping the input order.
 fn decode_all(files: &[(PathBuf, u8)], size: u32) -> Result<Split, DataError> {
     let per = (3 * size * size) as usize;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().max(1));
     let chunk = files.len().div_ceil(threads).max(1);
     let parts: Vec<Result<Vec<u8>, DataError>> = std::thread::scope(|s| {
         let handles: Vec<_> = files
@@ -101,30 +74,19 @@ fn decode_all(files: &[(PathBuf, u8)], size: u32) -> Result<Split, DataError> {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("decoder thread panicked"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("decoder thread panicked")).collect()
     });
     let mut pixels = Vec::with_capacity(files.len() * per);
     for p in parts {
         pixels.extend(p?);
     }
     let labels = files.iter().map(|(_, l)| *l).collect();
-    Split::from_raw(
-        pixels,
-        labels,
-        [3, size as i64, size as i64],
-        Path::new("image folder"),
-    )
+    Split::from_raw(pixels, labels, [3, size as i64, size as i64], Path::new("image folder"))
 }
 
 fn decode_chw(path: &Path, size: u32) -> Result<Vec<u8>, DataError> {
-    let img = image::open(path)
-        .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
-    let rgb = img
-        .resize_exact(size, size, image::imageops::FilterType::Triangle)
-        .to_rgb8();
+    let img = image::open(path).map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
+    let rgb = img.resize_exact(size, size, image::imageops::FilterType::Triangle).to_rgb8();
     let hw = (size * size) as usize;
     let mut chw = vec![0u8; 3 * hw];
     for (i, px) in rgb.pixels().enumerate() {

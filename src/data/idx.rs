@@ -7,14 +7,7 @@ use std::path::{Path, PathBuf};
 pub fn load_fashion_mnist(dir: &Path) -> Result<Dataset, DataError> {
     let train = load_pair(dir, "train")?;
     let test = load_pair(dir, "t10k")?;
-    Ok(Dataset {
-        name: DatasetName::FashionMnist,
-        train,
-        test,
-        num_classes: 10,
-        mean: vec![0.2860],
-        std: vec![0.3530],
-    })
+    Ok(Dataset { name: DatasetName::FashionMnist, train, test, num_classes: 10, mean: vec![0.2860], std: vec![0.3530] })
 }
 
 fn load_pair(dir: &Path, prefix: &str) -> Result<Split, DataError> {
@@ -25,26 +18,13 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<Split, DataError> {
     if dims[0] != ldims[0] {
         return Err(DataError::format(
             &labels_path,
-            format!(
-                "{} labels but {} images in {}",
-                ldims[0],
-                dims[0],
-                images_path.display()
-            ),
+            format!("{} labels but {} images in {}", ldims[0], dims[0], images_path.display()),
         ));
     }
     if let Some(bad) = labels.iter().find(|&&l| l >= 10) {
-        return Err(DataError::format(
-            &labels_path,
-            format!("label {bad} outside 0..10"),
-        ));
+        return Err(DataError::format(&labels_path, format!("label {bad} outside 0..10")));
     }
-    Split::from_raw(
-        pixels,
-        labels,
-        [1, dims[1] as i64, dims[2] as i64],
-        &images_path,
-    )
+    Split::from_raw(pixels, labels, [1, dims[1] as i64, dims[2] as i64], &images_path)
 }
 
 fn find(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
@@ -61,11 +41,7 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
 }
 
 /// Parses an IDX buffer of unsigned bytes with `ndims` dimensions, checking magic and length.
-pub(crate) fn parse_idx(
-    buf: &[u8],
-    ndims: usize,
-    path: &Path,
-) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+pub(crate) fn parse_idx(buf: &[u8], ndims: usize, path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     if buf.len() < 4 {
         return Err(DataError::format(path, "truncated: no IDX header"));
     }
@@ -73,20 +49,15 @@ pub(crate) fn parse_idx(
     if buf[..4] != expected {
         return Err(DataError::format(
             path,
-            format!(
-                "wrong magic number {:02x?}, expected {:02x?} (u8 data, {ndims} dims)",
-                &buf[..4],
-                expected
-            ),
+            format!("wrong magic number {:02x?}, expected {:02x?} (u8 data, {ndims} dims)", &buf[..4], expected),
         ));
     }
     let header = 4 + 4 * ndims;
     if buf.len() < header {
         return Err(DataError::format(path, "truncated IDX header"));
     }
-    let dims: Vec<usize> = (0..ndims)
-        .map(|i| u32::from_be_bytes(buf[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        (0..ndims).map(|i| u32::from_be_bytes(buf[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
     let want = dims.iter().product::<usize>();
     let have = buf.len() - header;
     if have != want {
@@ -113,11 +84,7 @@ mod tests {
 
     #[test]
     fn parses_a_tiny_image_file() {
-        let buf = idx(
-            [0, 0, 8, 3],
-            &[2, 2, 3],
-            &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
-        );
+        let buf = idx([0, 0, 8, 3], &[2, 2, 3], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         let (dims, data) = parse_idx(&buf, 3, Path::new("x")).unwrap();
         assert_eq!(dims, vec![2, 2, 3]);
         assert_eq!(data[11], 11);
@@ -126,13 +93,9 @@ mod tests {
     #[test]
     fn rejects_bad_magic_and_truncation() {
         let p = Path::new("imgs.idx");
-        let e = parse_idx(&idx([0, 0, 9, 3], &[1, 1, 1], &[0]), 3, p)
-            .unwrap_err()
-            .to_string();
+        let e = parse_idx(&idx([0, 0, 9, 3], &[1, 1, 1], &[0]), 3, p).unwrap_err().to_string();
         assert!(e.contains("imgs.idx") && e.contains("magic"), "{e}");
-        let e = parse_idx(&idx([0, 0, 8, 3], &[2, 2, 2], &[0; 7]), 3, p)
-            .unwrap_err()
-            .to_string();
+        let e = parse_idx(&idx([0, 0, 8, 3], &[2, 2, 2], &[0; 7]), 3, p).unwrap_err().to_string();
         assert!(e.contains("truncated") && e.contains("8"), "{e}");
     }
 }

@@ -20,10 +20,7 @@ use tch::{Device, Kind, Tensor};
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
     #[error("{0}")]
@@ -32,16 +29,10 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn format(path: &Path, message: impl Into<String>) -> Self {
-        DataError::Format {
-            path: path.to_path_buf(),
-            message: message.into(),
-        }
+        DataError::Format { path: path.to_path_buf(), message: message.into() }
     }
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        DataError::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -64,11 +55,7 @@ impl Split {
         if pixels.len() != labels.len() * per {
             return Err(DataError::format(
                 origin,
-                format!(
-                    "{} images but {} labels",
-                    pixels.len() / per.max(1),
-                    labels.len()
-                ),
+                format!("{} images but {} labels", pixels.len() / per.max(1), labels.len()),
             ));
         }
         let n = labels.len() as i64;
@@ -96,10 +83,7 @@ impl Split {
     /// The rows at `indices`, as a new split.
     pub fn select(&self, indices: &[usize]) -> Split {
         let idx = index_tensor(indices);
-        Split {
-            images: self.images.index_select(0, &idx),
-            labels: self.labels.index_select(0, &idx),
-        }
+        Split { images: self.images.index_select(0, &idx), labels: self.labels.index_select(0, &idx) }
     }
 }
 
@@ -122,12 +106,9 @@ impl Dataset {
         let mut ds = match config.dataset.name {
             DatasetName::FashionMnist => load_fashion_mnist(&dir)?,
             DatasetName::Cifar10 => load_cifar10(&dir)?,
-            DatasetName::ImageFolder => load_image_folder(
-                &dir,
-                config.dataset.image_size,
-                config.dataset.test_fraction,
-                config.seed,
-            )?,
+            DatasetName::ImageFolder => {
+                load_image_folder(&dir, config.dataset.image_size, config.dataset.test_fraction, config.seed)?
+            }
         };
         if let Some(n) = config.dataset.train_subset {
             ds.train = seeded_subset(&ds.train, n, config.seed, "train_subset")?;
@@ -147,14 +128,8 @@ impl Dataset {
     /// Converts a `u8` batch to normalised `f32` on `device`.
     pub fn normalise(&self, images: &Tensor, device: Device) -> Tensor {
         let c = self.mean.len() as i64;
-        let mean = Tensor::from_slice(&self.mean)
-            .to_kind(Kind::Float)
-            .view([1, c, 1, 1])
-            .to_device(device);
-        let std = Tensor::from_slice(&self.std)
-            .to_kind(Kind::Float)
-            .view([1, c, 1, 1])
-            .to_device(device);
+        let mean = Tensor::from_slice(&self.mean).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(device);
+        let std = Tensor::from_slice(&self.std).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(device);
         (images.to_device(device).to_kind(Kind::Float) / 255.0 - mean) / std
     }
 }
@@ -164,10 +139,7 @@ pub fn channel_stats(images: &Tensor) -> (Vec<f64>, Vec<f64>) {
     let x = images.to_kind(Kind::Double) / 255.0;
     let mean = x.mean_dim(&[0i64, 2, 3][..], false, Kind::Double);
     let std = x.std_dim(&[0i64, 2, 3][..], false, false);
-    (
-        Vec::<f64>::try_from(&mean).unwrap(),
-        Vec::<f64>::try_from(&std).unwrap(),
-    )
+    (Vec::<f64>::try_from(&mean).unwrap(), Vec::<f64>::try_from(&std).unwrap())
 }
 
 /// An `i64` index tensor from `usize` indices.
@@ -178,12 +150,10 @@ pub fn index_tensor(indices: &[usize]) -> Tensor {
 
 fn seeded_subset(split: &Split, n: usize, seed: u64, what: &str) -> Result<Split, DataError> {
     if n == 0 || n > split.len() {
-        return Err(DataError::Config(crate::config::ConfigError::Invalid(
-            format!(
-                "dataset.{what} = {n} but the split has {} images",
-                split.len()
-            ),
-        )));
+        return Err(DataError::Config(crate::config::ConfigError::Invalid(format!(
+            "dataset.{what} = {n} but the split has {} images",
+            split.len()
+        ))));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5b5e7);
     let mut idx = sample(&mut rng, split.len(), n).into_vec();

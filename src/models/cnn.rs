@@ -14,11 +14,7 @@ impl SmallCnn {
     /// Builds the network under `p`.
     pub fn new(p: &nn::Path, in_channels: i64, num_classes: i64) -> Self {
         let widths = [in_channels, 32, 64, 128];
-        let cfg = nn::ConvConfig {
-            padding: 1,
-            bias: false,
-            ..Default::default()
-        };
+        let cfg = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
         let convs = (0..3)
             .map(|i| {
                 let conv = nn::conv2d(p / format!("conv{i}"), widths[i], widths[i + 1], 3, cfg);
@@ -26,10 +22,7 @@ impl SmallCnn {
                 (conv, bn)
             })
             .collect();
-        SmallCnn {
-            convs,
-            fc: nn::linear(p / "fc", 128, num_classes, Default::default()),
-        }
+        SmallCnn { convs, fc: nn::linear(p / "fc", 128, num_classes, Default::default()) }
     }
 }
 

@@ -42,11 +42,7 @@ impl Network {
 
     /// Number of trainable parameters.
     pub fn num_parameters(&self) -> i64 {
-        self.vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum()
+        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
     }
 
     /// Logits only.
@@ -86,13 +82,6 @@ mod tests {
     #[test]
     fn resnet18_has_about_11_2m_parameters() {
         // torchvision's resnet18 has 11,689,512 with 1000 classes, so 11,181,642 with 10.
-        check(
-            ModelKind::Resnet18,
-            3,
-            32,
-            10,
-            (11_181_642, 11_181_642),
-            512,
-        );
+        check(ModelKind::Resnet18, 3, 32, 10, (11_181_642, 11_181_642), 512);
     }
 }

@@ -3,18 +3,7 @@ use super::Classifier;
 use tch::{nn, Tensor};
 
 fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64) -> nn::Conv2D {
-    nn::conv2d(
-        p,
-        i,
-        o,
-        k,
-        nn::ConvConfig {
-            stride,
-            padding: k / 2,
-            bias: false,
-            ..Default::default()
-        },
-    )
+    nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding: k / 2, bias: false, ..Default::default() })
 }
 
 #[derive(Debug)]
@@ -34,21 +23,13 @@ impl BasicBlock {
             conv2: conv(p / "conv2", o, o, 3, 1),
             bn2: nn::batch_norm2d(p / "bn2", o, Default::default()),
             downsample: (stride != 1 || i != o).then(|| {
-                (
-                    conv(p / "down_conv", i, o, 1, stride),
-                    nn::batch_norm2d(p / "down_bn", o, Default::default()),
-                )
+                (conv(p / "down_conv", i, o, 1, stride), nn::batch_norm2d(p / "down_bn", o, Default::default()))
             }),
         }
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let h = x
-            .apply(&self.conv1)
-            .apply_t(&self.bn1, train)
-            .relu()
-            .apply(&self.conv2)
-            .apply_t(&self.bn2, train);
+        let h = x.apply(&self.conv1).apply_t(&self.bn1, train).relu().apply(&self.conv2).apply_t(&self.bn2, train);
         let skip = match &self.downsample {
             Some((c, b)) => x.apply(c).apply_t(b, train),
             None => x.shallow_clone(),
@@ -73,18 +54,8 @@ impl ResNet18 {
         let mut blocks = Vec::new();
         for s in 0..4 {
             let stride = if s == 0 { 1 } else { 2 };
-            blocks.push(BasicBlock::new(
-                &(p / format!("l{s}b0")),
-                widths[s],
-                widths[s + 1],
-                stride,
-            ));
-            blocks.push(BasicBlock::new(
-                &(p / format!("l{s}b1")),
-                widths[s + 1],
-                widths[s + 1],
-                1,
-            ));
+            blocks.push(BasicBlock::new(&(p / format!("l{s}b0")), widths[s], widths[s + 1], stride));
+            blocks.push(BasicBlock::new(&(p / format!("l{s}b1")), widths[s + 1], widths[s + 1], 1));
         }
         ResNet18 {
             stem: conv(p / "stem", in_channels, 64, 7, 2),

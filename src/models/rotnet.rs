@@ -19,33 +19,18 @@ impl RotNet {
         let blocks = (0..3)
             .map(|b| {
                 let bp = p / format!("block{b}");
-                [
-                    (widths[b], widths[b + 1], 3),
-                    (widths[b + 1], widths[b + 1], 1),
-                    (widths[b + 1], widths[b + 1], 1),
-                ]
-                .iter()
-                .enumerate()
-                .map(|(i, &(cin, cout, k))| {
-                    let cfg = nn::ConvConfig {
-                        padding: k / 2,
-                        bias: false,
-                        ..Default::default()
-                    };
-                    let conv = nn::conv2d(&bp / format!("conv{i}"), cin, cout, k, cfg);
-                    (
-                        conv,
-                        nn::batch_norm2d(&bp / format!("bn{i}"), cout, Default::default()),
-                    )
-                })
-                .collect()
+                [(widths[b], widths[b + 1], 3), (widths[b + 1], widths[b + 1], 1), (widths[b + 1], widths[b + 1], 1)]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(cin, cout, k))| {
+                        let cfg = nn::ConvConfig { padding: k / 2, bias: false, ..Default::default() };
+                        let conv = nn::conv2d(&bp / format!("conv{i}"), cin, cout, k, cfg);
+                        (conv, nn::batch_norm2d(&bp / format!("bn{i}"), cout, Default::default()))
+                    })
+                    .collect()
             })
             .collect();
-        RotNet {
-            blocks,
-            fc: nn::linear(p / "fc", 2 * width, 4, Default::default()),
-            embedding_dim: 2 * width,
-        }
+        RotNet { blocks, fc: nn::linear(p / "fc", 2 * width, 4, Default::default()), embedding_dim: 2 * width }
     }
 
     fn block(&self, b: usize, xs: &Tensor, train: bool) -> Tensor {
@@ -58,21 +43,15 @@ impl RotNet {
 
     /// Rotation logits `[B, 4]`.
     pub fn rotation_logits(&self, xs: &Tensor, train: bool) -> Tensor {
-        let h = self
-            .block(0, xs, train)
-            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        let h = self
-            .block(1, &h, train)
-            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let h = self.block(0, xs, train).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let h = self.block(1, &h, train).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         let h = self.block(2, &h, train);
         h.mean_dim(&[2i64, 3][..], false, h.kind()).apply(&self.fc)
     }
 
     /// The embedding: global average pooling of the second block's output.
     pub fn embed(&self, xs: &Tensor) -> Tensor {
-        let h = self
-            .block(0, xs, false)
-            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let h = self.block(0, xs, false).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         let h = self.block(1, &h, false);
         h.mean_dim(&[2i64, 3][..], false, h.kind())
     }

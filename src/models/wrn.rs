@@ -7,23 +7,11 @@ const BN_MOMENTUM: f64 = 0.001;
 const LEAK: f64 = 0.1;
 
 fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(
-        p,
-        c,
-        nn::BatchNormConfig {
-            momentum: BN_MOMENTUM,
-            ..Default::default()
-        },
-    )
+    nn::batch_norm2d(p, c, nn::BatchNormConfig { momentum: BN_MOMENTUM, ..Default::default() })
 }
 
 fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig {
-        stride,
-        padding: k / 2,
-        bias: false,
-        ..Default::default()
-    };
+    let cfg = nn::ConvConfig { stride, padding: k / 2, bias: false, ..Default::default() };
     nn::conv2d(p, i, o, k, cfg)
 }
 
@@ -89,13 +77,7 @@ impl WideResNet {
             for b in 0..n {
                 let i = if b == 0 { widths[g] } else { widths[g + 1] };
                 let stride = if b == 0 && g > 0 { 2 } else { 1 };
-                blocks.push(Block::new(
-                    &(p / format!("g{g}b{b}")),
-                    i,
-                    widths[g + 1],
-                    stride,
-                    g == 0 && b == 0,
-                ));
+                blocks.push(Block::new(&(p / format!("g{g}b{b}")), i, widths[g + 1], stride, g == 0 && b == 0));
             }
         }
         WideResNet {

@@ -39,14 +39,7 @@ pub enum Format {
 }
 
 /// The grouping keys a row label can use.
-pub const ROW_KEYS: [&str; 6] = [
-    "dataset",
-    "model",
-    "method",
-    "init",
-    "temperature",
-    "strategy",
-];
+pub const ROW_KEYS: [&str; 6] = ["dataset", "model", "method", "init", "temperature", "strategy"];
 
 fn key_value(r: &CycleRow, key: &str) -> String {
     match key {
@@ -90,76 +83,37 @@ pub struct Table {
 
 /// Labels rows by those of `keys` whose values vary across `data` ("all" when none do).
 pub fn row_labeler<'a>(data: &[CycleRow], keys: &'a [String]) -> impl Fn(&CycleRow) -> String + 'a {
-    let varying: Vec<&'a String> = keys
-        .iter()
-        .filter(|k| {
-            data.iter()
-                .map(|r| key_value(r, k))
-                .collect::<BTreeSet<_>>()
-                .len()
-                > 1
-        })
-        .collect();
+    let varying: Vec<&'a String> =
+        keys.iter().filter(|k| data.iter().map(|r| key_value(r, k)).collect::<BTreeSet<_>>().len() > 1).collect();
     move |r: &CycleRow| -> String {
         if varying.is_empty() {
             return "all".into();
         }
-        varying
-            .iter()
-            .map(|k| format!("{k}={}", key_value(r, k)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        varying.iter().map(|k| format!("{k}={}", key_value(r, k))).collect::<Vec<_>>().join(", ")
     }
 }
 
 /// Groups rows by the keys that vary among `keys`, columns by `n_labeled`, and compares each
 /// cell with the baseline row (the first row whose label contains every `k=v` of `baseline`).
-pub fn build_table(
-    data: &[CycleRow],
-    metric: Metric,
-    keys: &[String],
-    baseline: Option<&str>,
-) -> Table {
+pub fn build_table(data: &[CycleRow], metric: Metric, keys: &[String], baseline: Option<&str>) -> Table {
     let label = row_labeler(data, keys);
     let mut values: BTreeMap<(String, i64), BTreeMap<i64, f64>> = BTreeMap::new();
     for r in data {
         if let Some(v) = metric.value(r) {
-            values
-                .entry((label(r), r.n_labeled))
-                .or_default()
-                .insert(r.seed, v);
+            values.entry((label(r), r.n_labeled)).or_default().insert(r.seed, v);
         }
     }
-    let rows: Vec<String> = values
-        .keys()
-        .map(|(l, _)| l.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let columns: Vec<i64> = values
-        .keys()
-        .map(|(_, c)| *c)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let rows: Vec<String> = values.keys().map(|(l, _)| l.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let columns: Vec<i64> = values.keys().map(|(_, c)| *c).collect::<BTreeSet<_>>().into_iter().collect();
     let baseline = baseline.and_then(|b| {
         let want: Vec<&str> = b.split(',').map(str::trim).collect();
-        rows.iter()
-            .find(|r| want.iter().all(|w| r.split(", ").any(|part| part == *w)))
-            .cloned()
+        rows.iter().find(|r| want.iter().all(|w| r.split(", ").any(|part| part == *w))).cloned()
     });
     let mut cells: BTreeMap<(String, i64), Cell> = values
         .into_iter()
         .map(|(k, by_seed)| {
             let v: Vec<f64> = by_seed.values().copied().collect();
-            (
-                k,
-                Cell {
-                    summary: summarize(&v),
-                    by_seed,
-                    comparison: None,
-                },
-            )
+            (k, Cell { summary: summarize(&v), by_seed, comparison: None })
         })
         .collect();
     if let Some(base) = &baseline {
@@ -168,48 +122,19 @@ pub fn build_table(
             let Some(b) = cells.get(&(base.clone(), *col)).filter(|_| row != base) else {
                 continue;
             };
-            let shared: Vec<i64> = cell
-                .by_seed
-                .keys()
-                .filter(|s| b.by_seed.contains_key(s))
-                .copied()
-                .collect();
+            let shared: Vec<i64> = cell.by_seed.keys().filter(|s| b.by_seed.contains_key(s)).copied().collect();
             let paired = shared.len() == cell.by_seed.len() && shared.len() == b.by_seed.len();
-            let (x, y): (Vec<f64>, Vec<f64>) = (
-                cell.by_seed.values().copied().collect(),
-                b.by_seed.values().copied().collect(),
-            );
-            let test = if paired {
-                paired_t_test(&x, &y)
-            } else {
-                welch_t_test(&x, &y)
-            };
-            tests.push((
-                (row.clone(), *col),
-                paired,
-                test.t,
-                test.p,
-                cohens_d(&x, &y),
-            ));
+            let (x, y): (Vec<f64>, Vec<f64>) =
+                (cell.by_seed.values().copied().collect(), b.by_seed.values().copied().collect());
+            let test = if paired { paired_t_test(&x, &y) } else { welch_t_test(&x, &y) };
+            tests.push(((row.clone(), *col), paired, test.t, test.p, cohens_d(&x, &y)));
         }
         let adjusted = holm_bonferroni(&tests.iter().map(|t| t.3).collect::<Vec<_>>());
         for ((key, paired, t, p, d), p_holm) in tests.into_iter().zip(adjusted) {
-            cells.get_mut(&key).expect("cell").comparison = Some(Comparison {
-                paired,
-                t,
-                p,
-                p_holm,
-                cohens_d: d,
-            });
+            cells.get_mut(&key).expect("cell").comparison = Some(Comparison { paired, t, p, p_holm, cohens_d: d });
         }
     }
-    Table {
-        metric,
-        rows,
-        columns,
-        cells,
-        baseline,
-    }
+    Table { metric, rows, columns, cells, baseline }
 }
 
 fn stars(p: f64) -> &'static str {
@@ -235,11 +160,7 @@ impl Table {
         };
         self.rows
             .iter()
-            .filter_map(|r| {
-                self.cells
-                    .get(&(r.clone(), col))
-                    .map(|c| (r.as_str(), c.summary.mean))
-            })
+            .filter_map(|r| self.cells.get(&(r.clone(), col)).map(|c| (r.as_str(), c.summary.mean)))
             .fold(None, |best: Option<(&str, f64)>, (r, m)| match best {
                 Some((_, bm)) if !better(m, bm) => best,
                 _ => Some((r, m)),
@@ -275,11 +196,7 @@ impl Table {
                 header.join(" & ")
             ));
         } else {
-            out.push_str(&format!(
-                "| method | {} |\n|---|{}\n",
-                header.join(" | "),
-                "---|".repeat(self.columns.len())
-            ));
+            out.push_str(&format!("| method | {} |\n|---|{}\n", header.join(" | "), "---|".repeat(self.columns.len())));
         }
         for row in &self.rows {
             let mut cells = Vec::new();
@@ -289,43 +206,24 @@ impl Table {
                     continue;
                 };
                 let s = &cell.summary;
-                let se = if s.se.is_nan() {
-                    "n/a".to_string()
-                } else {
-                    format!("{:.prec$}", s.se)
-                };
+                let se = if s.se.is_nan() { "n/a".to_string() } else { format!("{:.prec$}", s.se) };
                 let pm = if latex { "$\\pm$" } else { "±" };
                 let mut text = format!("{:.prec$} {pm} {se}", s.mean);
                 if let Some(c) = &cell.comparison {
                     let st = stars(c.p_holm);
                     if !st.is_empty() {
-                        text.push_str(&if latex {
-                            format!("$^{{{st}}}$")
-                        } else {
-                            st.to_string()
-                        });
+                        text.push_str(&if latex { format!("$^{{{st}}}$") } else { st.to_string() });
                     }
                 }
                 if self.best(*col) == Some(row.as_str()) {
-                    text = if latex {
-                        format!("\\textbf{{{text}}}")
-                    } else {
-                        format!("**{text}**")
-                    };
+                    text = if latex { format!("\\textbf{{{text}}}") } else { format!("**{text}**") };
                 }
                 cells.push(format!("{text} (n={})", s.n));
             }
-            let name = if self.baseline.as_deref() == Some(row.as_str()) {
-                format!("{row} (baseline)")
-            } else {
-                row.clone()
-            };
+            let name =
+                if self.baseline.as_deref() == Some(row.as_str()) { format!("{row} (baseline)") } else { row.clone() };
             if latex {
-                out.push_str(&format!(
-                    "{} & {} \\\\\n",
-                    name.replace('_', "\\_"),
-                    cells.join(" & ")
-                ));
+                out.push_str(&format!("{} & {} \\\\\n", name.replace('_', "\\_"), cells.join(" & ")));
             } else {
                 out.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
             }
@@ -401,11 +299,7 @@ impl Table {
         let mut out = Vec::new();
         for row in &self.rows {
             for col in &self.columns {
-                if let Some(Cell {
-                    comparison: Some(c),
-                    ..
-                }) = self.cells.get(&(row.clone(), *col))
-                {
+                if let Some(Cell { comparison: Some(c), .. }) = self.cells.get(&(row.clone(), *col)) {
                     out.push(format!(
                         "{row} vs baseline at {col} labels: {} t = {:.3}, p = {:.3e}, Holm p = {:.3e}, Cohen's d = {:.2}",
                         if c.paired { "paired" } else { "Welch" },
@@ -459,42 +353,19 @@ mod tests {
         let t = build_table(&data, Metric::Accuracy, &keys, Some("method=supervised"));
         assert_eq!(t.rows, vec!["method=mixmatch", "method=supervised"]);
         assert_eq!(t.baseline.as_deref(), Some("method=supervised"));
-        let c = t.cells[&("method=mixmatch".to_string(), 100)]
-            .comparison
-            .unwrap();
+        let c = t.cells[&("method=mixmatch".to_string(), 100)].comparison.unwrap();
         assert!(c.paired);
         assert!((c.p - 0.061075298914380835).abs() < 1e-7);
         assert_eq!(c.p_holm, c.p); // one comparison
         let md = t.render(Format::Md);
         // Best (mixmatch, 87.14) in bold, no star at p = 0.06.
-        assert!(
-            md.contains("| method=mixmatch | **87.14 ± 0.30** (n=5) |"),
-            "{md}"
-        );
+        assert!(md.contains("| method=mixmatch | **87.14 ± 0.30** (n=5) |"), "{md}");
         assert!(md.contains("method=supervised (baseline)"), "{md}");
         // Dropping a seed from one side makes the test Welch's.
-        let t2 = build_table(
-            &data[1..],
-            Metric::Accuracy,
-            &keys,
-            Some("method=supervised"),
-        );
-        assert!(
-            !t2.cells[&("method=mixmatch".to_string(), 100)]
-                .comparison
-                .unwrap()
-                .paired
-        );
+        let t2 = build_table(&data[1..], Metric::Accuracy, &keys, Some("method=supervised"));
+        assert!(!t2.cells[&("method=mixmatch".to_string(), 100)].comparison.unwrap().paired);
         let csv = t.render(Format::Csv);
-        assert!(
-            csv.lines()
-                .nth(1)
-                .unwrap()
-                .starts_with("method=mixmatch,100,5,87.14"),
-            "{csv}"
-        );
-        assert!(t
-            .render(Format::Latex)
-            .contains("\\textbf{87.14 $\\pm$ 0.30}"));
+        assert!(csv.lines().nth(1).unwrap().starts_with("method=mixmatch,100,5,87.14"), "{csv}");
+        assert!(t.render(Format::Latex).contains("\\textbf{87.14 $\\pm$ 0.30}"));
     }
 }

@@ -16,10 +16,7 @@ pub enum PlotError {
 }
 
 fn draw_err<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> PlotError + '_ {
-    move |e| PlotError::Draw {
-        path: path.display().to_string(),
-        message: format!("{e:?}"),
-    }
+    move |e| PlotError::Draw { path: path.display().to_string(), message: format!("{e:?}") }
 }
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
@@ -28,43 +25,20 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
 }
 
 /// Writes `path` (SVG): mean test accuracy against the number of labels per row label.
-pub fn plot_learning_curves(
-    rows: &[CycleRow],
-    keys: &[String],
-    path: &Path,
-) -> Result<(), PlotError> {
+pub fn plot_learning_curves(rows: &[CycleRow], keys: &[String], path: &Path) -> Result<(), PlotError> {
     let table = build_table(rows, Metric::Accuracy, keys, None);
     if table.cells.is_empty() {
         return Err(PlotError::Empty("learning curves (no accuracies)".into()));
     }
-    let (xmin, xmax) = (
-        *table.columns.first().unwrap() as f64,
-        *table.columns.last().unwrap() as f64,
-    );
-    let lows = table
-        .cells
-        .values()
-        .map(|c| c.summary.mean - c.summary.se.max(0.0).min(1e9));
-    let highs = table.cells.values().map(|c| {
-        c.summary.mean
-            + if c.summary.se.is_nan() {
-                0.0
-            } else {
-                c.summary.se
-            }
-    });
-    let (ymin, ymax) = padded(
-        lows.fold(f64::INFINITY, f64::min),
-        highs.fold(f64::NEG_INFINITY, f64::max),
-    );
+    let (xmin, xmax) = (*table.columns.first().unwrap() as f64, *table.columns.last().unwrap() as f64);
+    let lows = table.cells.values().map(|c| c.summary.mean - c.summary.se.max(0.0).min(1e9));
+    let highs = table.cells.values().map(|c| c.summary.mean + if c.summary.se.is_nan() { 0.0 } else { c.summary.se });
+    let (ymin, ymax) = padded(lows.fold(f64::INFINITY, f64::min), highs.fold(f64::NEG_INFINITY, f64::max));
     let (xmin, xmax) = padded(xmin, xmax);
     let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err(path))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Test accuracy of the EMA model (mean ± SE over seeds)",
-            ("sans-serif", 22),
-        )
+        .caption("Test accuracy of the EMA model (mean ± SE over seeds)", ("sans-serif", 22))
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
@@ -85,33 +59,20 @@ pub fn plot_learning_curves(
             .columns
             .iter()
             .filter_map(|c| {
-                table
-                    .cells
-                    .get(&(row.clone(), *c))
-                    .map(|cell| (*c as f64, cell.summary.mean, cell.summary.se))
+                table.cells.get(&(row.clone(), *c)).map(|cell| (*c as f64, cell.summary.mean, cell.summary.se))
             })
             .collect();
         let se = |s: f64| if s.is_nan() { 0.0 } else { s };
         let mut band: Vec<(f64, f64)> = pts.iter().map(|&(x, m, s)| (x, m + se(s))).collect();
         band.extend(pts.iter().rev().map(|&(x, m, s)| (x, m - se(s))));
+        chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled()))).map_err(draw_err(path))?;
         chart
-            .draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled())))
-            .map_err(draw_err(path))?;
-        chart
-            .draw_series(LineSeries::new(
-                pts.iter().map(|&(x, m, _)| (x, m)),
-                color.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(pts.iter().map(|&(x, m, _)| (x, m)), color.stroke_width(2)))
             .map_err(draw_err(path))?
             .label(row.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
         chart
-            .draw_series(
-                pts.iter()
-                    .map(|&(x, m, _)| Circle::new((x, m), 4, color.filled())),
-            )
+            .draw_series(pts.iter().map(|&(x, m, _)| Circle::new((x, m), 4, color.filled())))
             .map_err(draw_err(path))?;
     }
     chart
@@ -127,43 +88,25 @@ pub fn plot_learning_curves(
 
 /// Writes `path` (SVG): class-distribution distance against diversity of each run's initial set,
 /// one colour per row label, group means as large markers.
-pub fn plot_distance_vs_diversity(
-    rows: &[CycleRow],
-    keys: &[String],
-    path: &Path,
-) -> Result<(), PlotError> {
-    let initial: Vec<CycleRow> = rows
-        .iter()
-        .filter(|r| r.cycle == 0 && r.diversity.is_some() && r.class_distance.is_some())
-        .cloned()
-        .collect();
+pub fn plot_distance_vs_diversity(rows: &[CycleRow], keys: &[String], path: &Path) -> Result<(), PlotError> {
+    let initial: Vec<CycleRow> =
+        rows.iter().filter(|r| r.cycle == 0 && r.diversity.is_some() && r.class_distance.is_some()).cloned().collect();
     if initial.is_empty() {
-        return Err(PlotError::Empty(
-            "distance vs diversity (no initial sets with an embedding)".into(),
-        ));
+        return Err(PlotError::Empty("distance vs diversity (no initial sets with an embedding)".into()));
     }
     let label = row_labeler(&initial, keys);
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for r in &initial {
-        groups
-            .entry(label(r))
-            .or_default()
-            .push((r.diversity.unwrap(), r.class_distance.unwrap()));
+        groups.entry(label(r)).or_default().push((r.diversity.unwrap(), r.class_distance.unwrap()));
     }
     let xs = initial.iter().map(|r| r.diversity.unwrap());
     let ys = initial.iter().map(|r| r.class_distance.unwrap());
-    let (xmin, xmax) = padded(
-        xs.clone().fold(f64::INFINITY, f64::min),
-        xs.fold(f64::NEG_INFINITY, f64::max),
-    );
+    let (xmin, xmax) = padded(xs.clone().fold(f64::INFINITY, f64::min), xs.fold(f64::NEG_INFINITY, f64::max));
     let (ymin, ymax) = padded(0.0, ys.fold(f64::NEG_INFINITY, f64::max));
     let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err(path))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Initial sets: class imbalance vs diversity (one point per seed)",
-            ("sans-serif", 22),
-        )
+        .caption("Initial sets: class imbalance vs diversity (one point per seed)", ("sans-serif", 22))
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
@@ -180,25 +123,13 @@ pub fn plot_distance_vs_diversity(
     for (i, (name, pts)) in groups.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
-            .draw_series(
-                pts.iter()
-                    .map(|&p| Circle::new(p, 4, color.mix(0.6).filled())),
-            )
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.mix(0.6).filled())))
             .map_err(draw_err(path))?
             .label(name.clone())
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
         let n = pts.len() as f64;
-        let mean = (
-            pts.iter().map(|p| p.0).sum::<f64>() / n,
-            pts.iter().map(|p| p.1).sum::<f64>() / n,
-        );
-        chart
-            .draw_series(std::iter::once(TriangleMarker::new(
-                mean,
-                10,
-                color.filled(),
-            )))
-            .map_err(draw_err(path))?;
+        let mean = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+        chart.draw_series(std::iter::once(TriangleMarker::new(mean, 10, color.filled()))).map_err(draw_err(path))?;
     }
     chart
         .configure_series_labels()
@@ -251,11 +182,7 @@ mod tests {
         let lc = t.path().join("lc.svg");
         plot_learning_curves(&rows, &keys, &lc).unwrap();
         let svg = std::fs::read_to_string(&lc).unwrap();
-        assert!(
-            svg.starts_with("<svg")
-                && svg.contains("method=mixmatch")
-                && svg.contains("method=supervised")
-        );
+        assert!(svg.starts_with("<svg") && svg.contains("method=mixmatch") && svg.contains("method=supervised"));
         assert!(svg.contains("labeled images") && svg.contains("test accuracy (%)"));
         let sc = t.path().join("sc.svg");
         plot_distance_vs_diversity(&rows, &keys, &sc).unwrap();
@@ -264,16 +191,7 @@ mod tests {
         // 9 rows → 9 per-seed circles plus one legend circle per group (2).
         assert_eq!(svg.matches("<circle").count(), 9 + 2);
         // Without accuracies there is nothing to draw, and it says so.
-        let none: Vec<CycleRow> = rows
-            .iter()
-            .map(|r| CycleRow {
-                accuracy: None,
-                ..r.clone()
-            })
-            .collect();
-        assert!(matches!(
-            plot_learning_curves(&none, &keys, &lc),
-            Err(PlotError::Empty(_))
-        ));
+        let none: Vec<CycleRow> = rows.iter().map(|r| CycleRow { accuracy: None, ..r.clone() }).collect();
+        assert!(matches!(plot_learning_curves(&none, &keys, &lc), Err(PlotError::Empty(_))));
     }
 }

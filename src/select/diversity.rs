@@ -31,10 +31,7 @@ impl<'a> Embeddings<'a> {
     /// Checks shape and finiteness once, so sampling can trust the data.
     pub fn new(data: &'a [f32], dim: usize) -> Result<Self, SelectError> {
         if dim == 0 || data.is_empty() || data.len() % dim != 0 {
-            return Err(SelectError::Embeddings(format!(
-                "{} values do not form rows of width {dim}",
-                data.len()
-            )));
+            return Err(SelectError::Embeddings(format!("{} values do not form rows of width {dim}", data.len())));
         }
         if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
             return Err(SelectError::Embeddings(format!(
@@ -108,16 +105,17 @@ fn update_nearest(emb: &Embeddings, nearest: &mut [f32], center: usize) {
 /// distance in log space so that any T > 0 neither overflows nor underflows to all zeros.
 /// T = 0 takes the argmax. Selected points have distance 0 and weight 0.
 fn pick(nearest: &[f32], temperature: f64, rng: &mut impl Rng) -> Option<usize> {
-    let (arg, &max) = nearest
-        .iter()
-        .enumerate()
-        .fold((0, &f32::NEG_INFINITY), |best, (i, d)| {
-            if *d > *best.1 {
-                (i, d)
-            } else {
-                best
-            }
-        });
+    let (arg, &max) =
+        nearest.iter().enumerate().fold(
+            (0, &f32::NEG_INFINITY),
+            |best, (i, d)| {
+                if *d > *best.1 {
+                    (i, d)
+                } else {
+                    best
+                }
+            },
+        );
     if !(max > 0.0) {
         return None;
     }
@@ -125,16 +123,8 @@ fn pick(nearest: &[f32], temperature: f64, rng: &mut impl Rng) -> Option<usize> 
         return Some(arg);
     }
     let (log_max, exponent) = ((max as f64).ln(), 1.0 / (2.0 * temperature));
-    let weights: Vec<f64> = nearest
-        .iter()
-        .map(|&d| {
-            if d > 0.0 {
-                (((d as f64).ln() - log_max) * exponent).exp()
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let weights: Vec<f64> =
+        nearest.iter().map(|&d| if d > 0.0 { (((d as f64).ln() - log_max) * exponent).exp() } else { 0.0 }).collect();
     let total: f64 = weights.iter().sum();
     let mut u = rng.random::<f64>() * total;
     let mut last_positive = arg;
@@ -240,8 +230,7 @@ mod tests {
         let greedy = diversity_sample(&e, 6, 0.0, &[0], &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
         assert_eq!(greedy, vec![11, 10, 9, 8, 7, 6]);
         for seed in 0..5 {
-            let cold =
-                diversity_sample(&e, 6, 0.001, &[0], &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            let cold = diversity_sample(&e, 6, 0.001, &[0], &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
             assert_eq!(cold, greedy);
         }
     }
@@ -289,43 +278,29 @@ mod tests {
     fn no_point_is_picked_twice_and_labeled_are_excluded() {
         let data: Vec<f32> = (0..60).map(|i| (i % 7) as f32).collect(); // many duplicates
         let e = Embeddings::new(&data, 3).unwrap();
-        let got =
-            diversity_sample(&e, 15, 0.5, &[0, 1], &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+        let got = diversity_sample(&e, 15, 0.5, &[0, 1], &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
         let mut s = got.clone();
         s.sort();
         s.dedup();
         assert_eq!(s.len(), 15);
         assert!(!got.contains(&0) && !got.contains(&1));
         // Everything but the labeled points can be drawn.
-        assert_eq!(
-            diversity_sample(&e, 18, 0.0, &[0, 1], &mut ChaCha8Rng::seed_from_u64(3))
-                .unwrap()
-                .len(),
-            18
-        );
+        assert_eq!(diversity_sample(&e, 18, 0.0, &[0, 1], &mut ChaCha8Rng::seed_from_u64(3)).unwrap().len(), 18);
     }
 
     #[test]
     fn bad_inputs_are_explained() {
         let data = [0f32, 1., 2., f32::NAN];
-        assert!(
-            matches!(Embeddings::new(&data, 2), Err(SelectError::Embeddings(m)) if m.contains("row 1, column 1"))
-        );
+        assert!(matches!(Embeddings::new(&data, 2), Err(SelectError::Embeddings(m)) if m.contains("row 1, column 1")));
         let data = [0f32, 1., 2.];
         assert!(Embeddings::new(&data, 2).is_err());
         let e = Embeddings::new(&data, 1).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        assert_eq!(
-            diversity_sample(&e, 3, 0.5, &[0], &mut rng),
-            Err(SelectError::TooMany { k: 3, available: 2 })
-        );
+        assert_eq!(diversity_sample(&e, 3, 0.5, &[0], &mut rng), Err(SelectError::TooMany { k: 3, available: 2 }));
         assert_eq!(
             diversity_sample(&e, 1, 0.5, &[7], &mut rng),
             Err(SelectError::LabeledOutOfRange { index: 7, n: 3 })
         );
-        assert_eq!(
-            diversity_sample(&e, 1, -1.0, &[], &mut rng),
-            Err(SelectError::Temperature(-1.0))
-        );
+        assert_eq!(diversity_sample(&e, 1, -1.0, &[], &mut rng), Err(SelectError::Temperature(-1.0)));
     }
 }

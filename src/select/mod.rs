@@ -2,6 +2,10 @@
 //! Eq. 1–2), used for initial sets and, on model embeddings, by the query strategies.
 mod diversity;
 mod npy;
+mod pool;
+mod strategies;
 
 pub use diversity::{diversity_sample, Embeddings, SelectError};
 pub use npy::read_embeddings_npy;
+pub use pool::score_pool;
+pub use strategies::{consistency_embedding, entropy, gradient_embedding, query, top_k, PoolView};

@@ -11,18 +11,13 @@ pub fn read_embeddings_npy(path: &Path) -> Result<(Vec<f32>, usize), SelectError
     }
     let t = Tensor::read_npy(path).map_err(|e| err(format!("not a readable .npy file ({e})")))?;
     if !matches!(t.kind(), Kind::Float | Kind::Double) {
-        return Err(err(format!(
-            "dtype {:?}; expected float32 or float64",
-            t.kind()
-        )));
+        return Err(err(format!("dtype {:?}; expected float32 or float64", t.kind())));
     }
     let size = t.size();
     if size.len() != 2 || size[0] == 0 || size[1] == 0 {
-        return Err(err(format!(
-            "shape {size:?}; expected a non-empty N × d matrix"
-        )));
+        return Err(err(format!("shape {size:?}; expected a non-empty N × d matrix")));
     }
-    let values = Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1]))
-        .map_err(|e| err(e.to_string()))?;
+    let values =
+        Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1])).map_err(|e| err(e.to_string()))?;
     Ok((values, size[1] as usize))
 }

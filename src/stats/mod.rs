@@ -42,66 +42,35 @@ pub fn summarize(xs: &[f64]) -> Summary {
     let n = xs.len();
     let m = if n == 0 { f64::NAN } else { mean(xs) };
     if n < 2 {
-        return Summary {
-            n,
-            mean: m,
-            sd: f64::NAN,
-            se: f64::NAN,
-            ci95: (f64::NAN, f64::NAN),
-        };
+        return Summary { n, mean: m, sd: f64::NAN, se: f64::NAN, ci95: (f64::NAN, f64::NAN) };
     }
     let sd = variance(xs).sqrt();
     let se = sd / (n as f64).sqrt();
-    let q = StudentsT::new(0.0, 1.0, (n - 1) as f64)
-        .expect("df > 0")
-        .inverse_cdf(0.975);
-    Summary {
-        n,
-        mean: m,
-        sd,
-        se,
-        ci95: (m - q * se, m + q * se),
-    }
+    let q = StudentsT::new(0.0, 1.0, (n - 1) as f64).expect("df > 0").inverse_cdf(0.975);
+    Summary { n, mean: m, sd, se, ci95: (m - q * se, m + q * se) }
 }
 
 /// Welch's unequal-variance t-test of mean(a) − mean(b).
 pub fn welch_t_test(a: &[f64], b: &[f64]) -> TTest {
     if a.len() < 2 || b.len() < 2 {
-        return TTest {
-            t: f64::NAN,
-            df: f64::NAN,
-            p: f64::NAN,
-        };
+        return TTest { t: f64::NAN, df: f64::NAN, p: f64::NAN };
     }
     let (va, vb) = (variance(a) / a.len() as f64, variance(b) / b.len() as f64);
     let t = (mean(a) - mean(b)) / (va + vb).sqrt();
-    let df =
-        (va + vb).powi(2) / (va * va / (a.len() as f64 - 1.0) + vb * vb / (b.len() as f64 - 1.0));
-    TTest {
-        t,
-        df,
-        p: two_sided_p(t, df),
-    }
+    let df = (va + vb).powi(2) / (va * va / (a.len() as f64 - 1.0) + vb * vb / (b.len() as f64 - 1.0));
+    TTest { t, df, p: two_sided_p(t, df) }
 }
 
 /// Paired t-test over matched values (same seeds): a one-sample test of the differences.
 pub fn paired_t_test(a: &[f64], b: &[f64]) -> TTest {
     assert_eq!(a.len(), b.len(), "paired samples must have equal length");
     if a.len() < 2 {
-        return TTest {
-            t: f64::NAN,
-            df: f64::NAN,
-            p: f64::NAN,
-        };
+        return TTest { t: f64::NAN, df: f64::NAN, p: f64::NAN };
     }
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     let df = (d.len() - 1) as f64;
     let t = mean(&d) / (variance(&d).sqrt() / (d.len() as f64).sqrt());
-    TTest {
-        t,
-        df,
-        p: two_sided_p(t, df),
-    }
+    TTest { t, df, p: two_sided_p(t, df) }
 }
 
 /// Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1), in input order.

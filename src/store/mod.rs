@@ -9,15 +9,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Sql {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sql { path: PathBuf, source: rusqlite::Error },
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// Schema migrations; `PRAGMA user_version` is the number applied.
@@ -88,72 +82,43 @@ pub struct CycleRow {
 }
 
 fn snake<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 impl Store {
     /// Opens (creating and migrating) the database at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let sql = |source| StoreError::Sql {
-            path: path.to_path_buf(),
-            source,
-        };
+        let sql = |source| StoreError::Sql { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         }
         let conn = Connection::open(path).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(sql)?;
-        let version: usize = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
             conn.execute_batch(m).map_err(sql)?;
-            conn.pragma_update(None, "user_version", i + 1)
-                .map_err(sql)?;
+            conn.pragma_update(None, "user_version", i + 1).map_err(sql)?;
         }
-        Ok(Store {
-            conn,
-            path: path.to_path_buf(),
-        })
+        Ok(Store { conn, path: path.to_path_buf() })
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Sql {
-            path: self.path.clone(),
-            source,
-        }
+        |source| StoreError::Sql { path: self.path.clone(), source }
     }
 
     /// Ingests every `result.json` under `dir` (sweep name: the directory's name) in one
     /// transaction. Unchanged files are skipped; changed files replace their rows; unreadable
     /// files are reported and skipped.
     pub fn ingest_dir(&mut self, dir: &Path) -> Result<IngestReport, StoreError> {
-        let sweep = dir
-            .canonicalize()
-            .ok()
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let sweep = dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
         let sweep = sweep.unwrap_or_else(|| dir.display().to_string());
         let mut files = Vec::new();
-        collect_results(dir, &mut files).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        collect_results(dir, &mut files).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         files.sort();
         let mut report = IngestReport::default();
         let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
+        let sql = |source| StoreError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql)?;
         for file in files {
             let text = match std::fs::read_to_string(&file) {
@@ -166,22 +131,14 @@ impl Store {
             let result: RunResult = match serde_json::from_str(&text) {
                 Ok(r) => r,
                 Err(e) => {
-                    report
-                        .skipped
-                        .push((file, format!("not a valid result.json: {e}")));
+                    report.skipped.push((file, format!("not a valid result.json: {e}")));
                     continue;
                 }
             };
-            let key = file
-                .canonicalize()
-                .unwrap_or(file.clone())
-                .to_string_lossy()
-                .into_owned();
+            let key = file.canonicalize().unwrap_or(file.clone()).to_string_lossy().into_owned();
             let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
             let old: Option<String> = tx
-                .query_row("SELECT file_hash FROM runs WHERE path = ?1", [&key], |r| {
-                    r.get(0)
-                })
+                .query_row("SELECT file_hash FROM runs WHERE path = ?1", [&key], |r| r.get(0))
                 .optional()
                 .map_err(sql)?;
             match old {
@@ -190,8 +147,7 @@ impl Store {
                     continue;
                 }
                 Some(_) => {
-                    tx.execute("DELETE FROM runs WHERE path = ?1", [&key])
-                        .map_err(sql)?;
+                    tx.execute("DELETE FROM runs WHERE path = ?1", [&key]).map_err(sql)?;
                     report.replaced += 1;
                 }
                 None => report.added += 1,
@@ -238,24 +194,17 @@ impl Store {
     }
 }
 
-fn insert_run(
-    tx: &rusqlite::Transaction,
-    key: &str,
-    hash: &str,
-    sweep: &str,
-    r: &RunResult,
-) -> rusqlite::Result<()> {
+fn insert_run(tx: &rusqlite::Transaction, key: &str, hash: &str, sweep: &str, r: &RunResult) -> rusqlite::Result<()> {
     let c = &r.config;
     let init = match (c.labeled.indices.is_some(), c.init.strategy) {
         (true, _) => "explicit".to_string(),
         (false, InitStrategy::Random) => "random".to_string(),
         (false, InitStrategy::Diversity) => format!("diversity-{}", snake(&c.init.embedding)),
     };
-    let temperature = (c.init.strategy == InitStrategy::Diversity
-        && c.init.embedding != EmbeddingSource::None)
+    let temperature = (c.init.strategy == InitStrategy::Diversity && c.init.embedding != EmbeddingSource::None)
         .then_some(c.init.temperature);
     tx.execute(
-        "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10, ?11, ?12, ?13, ?14)",
+        "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             key,
             hash,
@@ -266,6 +215,7 @@ fn insert_run(
             snake(&c.method),
             init,
             temperature,
+            (!c.query.budgets.is_empty()).then(|| snake(&c.query.strategy)),
             c.seed as i64,
             r.complete,
             r.final_accuracy,
@@ -275,14 +225,15 @@ fn insert_run(
     )?;
     for cy in &r.cycles {
         tx.execute(
-            "INSERT INTO cycles VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+            "INSERT INTO cycles VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 key,
                 cy.cycle as i64,
                 cy.n_labeled as i64,
                 cy.accuracy,
                 cy.class_distance,
-                cy.diversity
+                cy.diversity,
+                cy.consistency
             ],
         )?;
     }

@@ -14,17 +14,11 @@ use toml::{Spanned, Table, Value};
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("cannot read sweep {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("invalid sweep {path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// A sweep file as written.
@@ -80,16 +74,12 @@ fn set_field(table: &mut Table, schema: &Table, path: &str, value: Value) -> Res
     let (mut t, mut s) = (table, schema);
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
-        let known = s
-            .get(*part)
-            .ok_or_else(|| format!("`{path}` names no config field (no `{part}`)"))?;
+        let known = s.get(*part).ok_or_else(|| format!("`{path}` names no config field (no `{part}`)"))?;
         if last {
             t.insert(part.to_string(), value);
             return Ok(());
         }
-        s = known
-            .as_table()
-            .ok_or_else(|| format!("`{path}`: `{part}` is not a table"))?;
+        s = known.as_table().ok_or_else(|| format!("`{path}`: `{part}` is not a table"))?;
         t = t
             .entry(part.to_string())
             .or_insert_with(|| Value::Table(Table::new()))
@@ -101,20 +91,13 @@ fn set_field(table: &mut Table, schema: &Table, path: &str, value: Value) -> Res
 
 /// The full default config as a TOML table plus optional fields, for checking axis names.
 fn schema() -> Table {
-    let mut t: Table =
-        toml::from_str(&ExperimentConfig::default().canonical_toml()).expect("valid");
+    let mut t: Table = toml::from_str(&ExperimentConfig::default().canonical_toml()).expect("valid");
     // Optional fields are absent from the serialised default; list them explicitly.
-    let dataset = t
-        .get_mut("dataset")
-        .and_then(Value::as_table_mut)
-        .expect("dataset table");
+    let dataset = t.get_mut("dataset").and_then(Value::as_table_mut).expect("dataset table");
     for k in ["path", "train_subset", "test_subset"] {
         dataset.insert(k.into(), Value::Boolean(false));
     }
-    let labeled = t
-        .get_mut("labeled")
-        .and_then(Value::as_table_mut)
-        .expect("labeled table");
+    let labeled = t.get_mut("labeled").and_then(Value::as_table_mut).expect("labeled table");
     labeled.insert("indices".into(), Value::Boolean(false));
     t
 }
@@ -128,35 +111,22 @@ fn short(v: &Value) -> String {
 
 /// Parses and expands a sweep file.
 pub fn plan_file(path: &Path) -> Result<Plan, SweepError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SweepError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SweepError::Io { path: path.into(), source })?;
     plan_str(&text, path)
 }
 
 /// Parses and expands sweep text; `origin` names it in errors.
 pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
-    let invalid = |message: String| SweepError::Invalid {
-        path: origin.into(),
-        message,
-    };
+    let invalid = |message: String| SweepError::Invalid { path: origin.into(), message };
     let file: SweepFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
     let schema = schema();
-    let name = file.name.clone().unwrap_or_else(|| {
-        origin
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or("sweep".into())
-    });
+    let name = file
+        .name
+        .clone()
+        .unwrap_or_else(|| origin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or("sweep".into()));
     let check = |key: &Spanned<String>| -> Result<(), SweepError> {
-        set_field(
-            &mut Table::new(),
-            &schema,
-            key.get_ref(),
-            Value::Boolean(false),
-        )
-        .map_err(|m| invalid(format!("line {}: {m}", line_of(text, key.span().start))))
+        set_field(&mut Table::new(), &schema, key.get_ref(), Value::Boolean(false))
+            .map_err(|m| invalid(format!("line {}: {m}", line_of(text, key.span().start))))
     };
     let mut axes = Vec::new();
     for (key, values) in &file.grid {
@@ -170,12 +140,7 @@ pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
         }
         axes.push((key.get_ref().clone(), values.get_ref().clone()));
     }
-    for k in file
-        .exclude
-        .iter()
-        .chain(&file.include)
-        .flat_map(|m| m.keys())
-    {
+    for k in file.exclude.iter().chain(&file.include).flat_map(|m| m.keys()) {
         check(k)?;
     }
     let build = |fields: &[(String, Value)]| -> Result<Job, SweepError> {
@@ -183,29 +148,18 @@ pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
         for (k, v) in fields {
             set_field(&mut table, &schema, k, v.clone()).map_err(&invalid)?;
         }
-        let label: Vec<(String, String)> =
-            fields.iter().map(|(k, v)| (k.clone(), short(v))).collect();
-        let config: ExperimentConfig =
-            Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    invalid(format!("job {}: {}", describe(&label), e.message()))
-                })?;
+        let label: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.clone(), short(v))).collect();
+        let config: ExperimentConfig = Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(format!("job {}: {}", describe(&label), e.message())))?;
         config.validate().map_err(|e| match e {
             ConfigError::Invalid(m) => invalid(format!("job {}: {m}", describe(&label))),
             other => invalid(other.to_string()),
         })?;
-        Ok(Job {
-            id: config.content_hash(),
-            config,
-            label,
-        })
+        Ok(Job { id: config.content_hash(), config, label })
     };
     let excluded = |fields: &[(String, Value)]| {
-        file.exclude.iter().any(|ex| {
-            ex.iter()
-                .all(|(k, v)| fields.iter().any(|(fk, fv)| fk == k.get_ref() && fv == v))
-        })
+        file.exclude.iter().any(|ex| ex.iter().all(|(k, v)| fields.iter().any(|(fk, fv)| fk == k.get_ref() && fv == v)))
     };
     let mut jobs = Vec::new();
     let mut seen = BTreeSet::new();
@@ -231,10 +185,7 @@ pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
         }
     }
     for inc in &file.include {
-        let f: Vec<(String, Value)> = inc
-            .iter()
-            .map(|(k, v)| (k.get_ref().clone(), v.clone()))
-            .collect();
+        let f: Vec<(String, Value)> = inc.iter().map(|(k, v)| (k.get_ref().clone(), v.clone())).collect();
         let job = build(&f)?;
         if seen.insert(job.id.clone()) {
             jobs.push(job);
@@ -261,10 +212,7 @@ impl Plan {
         };
         let mut tsv = String::from("index\tjob_id\taxes\n");
         for (i, job) in self.jobs.iter().enumerate() {
-            w(
-                dir.join("jobs").join(&job.id).join("config.toml"),
-                job.config.canonical_toml(),
-            )?;
+            w(dir.join("jobs").join(&job.id).join("config.toml"), job.config.canonical_toml())?;
             tsv.push_str(&format!("{i}\t{}\t{}\n", job.id, describe(&job.label)));
         }
         w(dir.join("plan.tsv"), tsv)
@@ -279,11 +227,8 @@ impl Plan {
                     .iter()
                     .map(|v| {
                         let s = short(v);
-                        let n = self
-                            .jobs
-                            .iter()
-                            .filter(|j| j.label.iter().any(|(k, lv)| k == axis && *lv == s))
-                            .count();
+                        let n =
+                            self.jobs.iter().filter(|j| j.label.iter().any(|(k, lv)| k == axis && *lv == s)).count();
                         (s, n)
                     })
                     .collect();
@@ -330,17 +275,9 @@ seed = 9
         assert!(!p
             .jobs
             .iter()
-            .any(|j| j.config.method == crate::config::Method::Supervised
-                && j.config.labeled.size == 40));
+            .any(|j| j.config.method == crate::config::Method::Supervised && j.config.labeled.size == 40));
         let inc = p.jobs.last().unwrap();
-        assert_eq!(
-            (
-                inc.config.seed,
-                inc.config.train.steps,
-                inc.config.labeled.size
-            ),
-            (9, 99, 100)
-        );
+        assert_eq!((inc.config.seed, inc.config.train.steps, inc.config.labeled.size), (9, 99, 100));
         // Base values reach every job.
         assert!(p.jobs[..9].iter().all(|j| j.config.train.steps == 10));
         let counts = p.counts_per_axis();
@@ -352,10 +289,7 @@ seed = 9
     fn ids_are_stable_and_duplicates_collapse() {
         let a = plan(SWEEP).unwrap();
         let b = plan(SWEEP).unwrap();
-        assert_eq!(
-            a.jobs.iter().map(|j| &j.id).collect::<Vec<_>>(),
-            b.jobs.iter().map(|j| &j.id).collect::<Vec<_>>()
-        );
+        assert_eq!(a.jobs.iter().map(|j| &j.id).collect::<Vec<_>>(), b.jobs.iter().map(|j| &j.id).collect::<Vec<_>>());
         // The id is the config's content hash.
         assert!(a.jobs.iter().all(|j| j.id == j.config.content_hash()));
         // Listing the default value next to itself gives one job, not two.
@@ -381,27 +315,15 @@ seed = 9
 
     #[test]
     fn errors_name_key_and_line() {
-        let e = plan("[grid]\nseed = [0]\n\"train.stepz\" = [1]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("train.stepz") && e.contains("line 3") && e.contains("demo.toml"),
-            "{e}"
-        );
+        let e = plan("[grid]\nseed = [0]\n\"train.stepz\" = [1]\n").unwrap_err().to_string();
+        assert!(e.contains("train.stepz") && e.contains("line 3") && e.contains("demo.toml"), "{e}");
         let e = plan("nmae = \"x\"\n").unwrap_err().to_string();
         assert!(e.contains("nmae") && e.contains("line 1"), "{e}");
-        let e = plan("[grid]\nmethod = [\"supervised\", \"semi\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("method=semi") && e.contains("unknown variant"),
-            "{e}"
-        );
+        let e = plan("[grid]\nmethod = [\"supervised\", \"semi\"]\n").unwrap_err().to_string();
+        assert!(e.contains("method=semi") && e.contains("unknown variant"), "{e}");
         let e = plan("[grid]\nseed = []\n").unwrap_err().to_string();
         assert!(e.contains("no values") && e.contains("line 2"), "{e}");
-        let e = plan("[grid]\n\"train.lr\" = [-1.0]\n")
-            .unwrap_err()
-            .to_string();
+        let e = plan("[grid]\n\"train.lr\" = [-1.0]\n").unwrap_err().to_string();
         assert!(e.contains("lr"), "{e}");
         let e = plan("[[exclude]]\nsed = 1\n").unwrap_err().to_string();
         assert!(e.contains("sed") && e.contains("line 2"), "{e}");

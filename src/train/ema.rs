@@ -26,13 +26,7 @@ impl Ema {
                 buffers.push(pair)
             }
         }
-        let mut this = Ema {
-            params,
-            buffers,
-            decay,
-            warmup,
-            updates: 0,
-        };
+        let mut this = Ema { params, buffers, decay, warmup, updates: 0 };
         this.copy_all();
         this
     }
@@ -112,9 +106,6 @@ mod tests {
         let rv = "bn0.running_var";
         assert!(ema_net.vs.variables()[rv].equal(&live.vs.variables()[rv]));
         // Without warm-up the decay is the configured one.
-        assert_eq!(
-            Ema::new(&ema_net, &live, 0.999, false).current_decay(),
-            0.999
-        );
+        assert_eq!(Ema::new(&ema_net, &live, 0.999, false).current_decay(), 0.999);
     }
 }

@@ -28,24 +28,13 @@ pub fn mixmatch_loss(
 ) -> Tensor {
     let k = us.len() as f64;
     let guess = tch::no_grad(|| {
-        let mean = us
-            .iter()
-            .map(|u| net.logits(u, true).softmax(1, Kind::Float))
-            .reduce(|a, b| a + b)
-            .unwrap()
-            / k;
+        let mean = us.iter().map(|u| net.logits(u, true).softmax(1, Kind::Float)).reduce(|a, b| a + b).unwrap() / k;
         sharpen(&mean, cfg.temperature)
     });
     let inputs = Tensor::cat(&std::iter::once(x).chain(us).collect::<Vec<_>>(), 0);
-    let all_targets = Tensor::cat(
-        &std::iter::once(targets)
-            .chain(std::iter::repeat_n(&guess, us.len()))
-            .collect::<Vec<_>>(),
-        0,
-    );
-    let lambda: f64 = Beta::new(cfg.alpha, cfg.alpha)
-        .expect("alpha > 0")
-        .sample(rng);
+    let all_targets =
+        Tensor::cat(&std::iter::once(targets).chain(std::iter::repeat_n(&guess, us.len())).collect::<Vec<_>>(), 0);
+    let lambda: f64 = Beta::new(cfg.alpha, cfg.alpha).expect("alpha > 0").sample(rng);
     let lambda = lambda.max(1.0 - lambda);
     let n = inputs.size()[0];
     let mut perm: Vec<i64> = (0..n).collect();
@@ -57,20 +46,15 @@ pub fn mixmatch_loss(
     let b = x.size()[0];
     let (lx, lu) = (logits.narrow(0, 0, b), logits.narrow(0, b, n - b));
     let (tx, tu) = (mixed_t.narrow(0, 0, b), mixed_t.narrow(0, b, n - b));
-    let loss_x = -(lx.log_softmax(1, Kind::Float) * tx)
-        .sum_dim_intlist(&[1i64][..], false, Kind::Float)
-        .mean(Kind::Float);
+    let loss_x =
+        -(lx.log_softmax(1, Kind::Float) * tx).sum_dim_intlist(&[1i64][..], false, Kind::Float).mean(Kind::Float);
     let loss_u = (lu.softmax(1, Kind::Float) - tu).square().mean(Kind::Float);
     loss_x + loss_u * unlabeled_weight(cfg, step)
 }
 
 /// λ_u · min(1, step / rampup_steps).
 pub fn unlabeled_weight(cfg: &MixMatchConfig, step: usize) -> f64 {
-    let ramp = if cfg.rampup_steps == 0 {
-        1.0
-    } else {
-        (step as f64 / cfg.rampup_steps as f64).min(1.0)
-    };
+    let ramp = if cfg.rampup_steps == 0 { 1.0 } else { (step as f64 / cfg.rampup_steps as f64).min(1.0) };
     cfg.lambda_u * ramp
 }
 
@@ -90,11 +74,7 @@ mod tests {
 
     #[test]
     fn lambda_u_ramps_linearly() {
-        let cfg = MixMatchConfig {
-            lambda_u: 75.0,
-            rampup_steps: 100,
-            ..Default::default()
-        };
+        let cfg = MixMatchConfig { lambda_u: 75.0, rampup_steps: 100, ..Default::default() };
         assert_eq!(unlabeled_weight(&cfg, 0), 0.0);
         assert_eq!(unlabeled_weight(&cfg, 50), 37.5);
         assert_eq!(unlabeled_weight(&cfg, 500), 75.0);

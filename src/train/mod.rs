@@ -50,8 +50,7 @@ impl<'a> DeviceData<'a> {
     /// Normalised training images at `indices` (not augmented).
     pub fn train_batch(&self, indices: &[usize]) -> Tensor {
         let idx = index_tensor(indices).to_device(self.device);
-        self.dataset
-            .normalise(&self.train_images.index_select(0, &idx), self.device)
+        self.dataset.normalise(&self.train_images.index_select(0, &idx), self.device)
     }
 
     /// Normalised, augmented training images at `indices`.
@@ -61,8 +60,7 @@ impl<'a> DeviceData<'a> {
 
     /// Labels of training images at `indices`.
     pub fn train_label_batch(&self, indices: &[usize]) -> Tensor {
-        self.train_labels
-            .index_select(0, &index_tensor(indices).to_device(self.device))
+        self.train_labels.index_select(0, &index_tensor(indices).to_device(self.device))
     }
 }
 
@@ -78,10 +76,7 @@ impl EpochSampler {
     /// A sampler over `pool`.
     pub fn new(pool: &[usize]) -> Self {
         assert!(!pool.is_empty(), "cannot sample from an empty pool");
-        EpochSampler {
-            pool: pool.to_vec(),
-            order: Vec::new(),
-        }
+        EpochSampler { pool: pool.to_vec(), order: Vec::new() }
     }
 
     /// The next `n` indices.
@@ -122,14 +117,9 @@ pub fn evaluate(net: &Network, data: &DeviceData, batch_size: usize) -> f64 {
     tch::no_grad(|| {
         for start in (0..n).step_by(batch_size) {
             let len = batch_size.min((n - start) as usize) as i64;
-            let x = data
-                .dataset
-                .normalise(&data.test_images.narrow(0, start, len), data.device);
+            let x = data.dataset.normalise(&data.test_images.narrow(0, start, len), data.device);
             let pred = net.logits(&x, false).argmax(1, false);
-            correct += pred
-                .eq_tensor(&data.test_labels.narrow(0, start, len))
-                .sum(Kind::Int64)
-                .int64_value(&[]);
+            correct += pred.eq_tensor(&data.test_labels.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
         }
     });
     correct as f64 / n as f64
@@ -158,25 +148,12 @@ pub fn train(
     let classes = ds.num_classes as i64;
     let live = Network::new(config.model, c, classes, data.device);
     let ema_net = Network::new(config.model, c, classes, data.device);
-    let mut ema = Ema::new(
-        &ema_net,
-        &live,
-        config.train.ema_decay,
-        config.train.ema_warmup,
-    );
-    let mut opt = tch::nn::Adam::default()
-        .build(&live.vs, config.train.lr)
-        .expect("Adam builds");
-    let decayed: Vec<Tensor> = live
-        .vs
-        .trainable_variables()
-        .into_iter()
-        .filter(|t| t.dim() >= 2)
-        .collect();
+    let mut ema = Ema::new(&ema_net, &live, config.train.ema_decay, config.train.ema_warmup);
+    let mut opt = tch::nn::Adam::default().build(&live.vs, config.train.lr).expect("Adam builds");
+    let decayed: Vec<Tensor> = live.vs.trainable_variables().into_iter().filter(|t| t.dim() >= 2).collect();
     let t = &config.train;
     let mut lab = EpochSampler::new(labeled);
-    let mut unl = (config.method == Method::Mixmatch && !unlabeled.is_empty())
-        .then(|| EpochSampler::new(unlabeled));
+    let mut unl = (config.method == Method::Mixmatch && !unlabeled.is_empty()).then(|| EpochSampler::new(unlabeled));
     let mut evaluations = Vec::new();
     progress.set_length(t.steps as u64);
     progress.set_position(0);
@@ -188,9 +165,8 @@ pub fn train(
             None => live.logits(&x, true).cross_entropy_for_logits(&y),
             Some(unl) => {
                 let ui = unl.next_batch(t.batch_size, rng);
-                let us: Vec<Tensor> = (0..config.mixmatch.augmentations)
-                    .map(|_| data.augmented_batch(&ui, rng))
-                    .collect();
+                let us: Vec<Tensor> =
+                    (0..config.mixmatch.augmentations).map(|_| data.augmented_batch(&ui, rng)).collect();
                 let onehot = y.onehot(classes).to_kind(Kind::Float);
                 mixmatch_loss(&live, &x, &onehot, &us, &config.mixmatch, step, rng)
             }
@@ -204,25 +180,13 @@ pub fn train(
         ema.update();
         if (step + 1) % t.eval_every == 0 || step + 1 == t.steps {
             let accuracy = evaluate(&ema_net, data, t.eval_batch_size);
-            evaluations.push(Evaluation {
-                step: step + 1,
-                accuracy,
-            });
-            progress.set_message(format!(
-                "loss {:.3} · EMA test acc {:.2}%",
-                loss.double_value(&[]),
-                100.0 * accuracy
-            ));
+            evaluations.push(Evaluation { step: step + 1, accuracy });
+            progress.set_message(format!("loss {:.3} · EMA test acc {:.2}%", loss.double_value(&[]), 100.0 * accuracy));
         }
         progress.inc(1);
     }
     let accuracy = median_of_last(&evaluations, t.median_of);
-    TrainOutcome {
-        live,
-        ema: ema_net,
-        evaluations,
-        accuracy,
-    }
+    TrainOutcome { live, ema: ema_net, evaluations, accuracy }
 }
 
 #[cfg(test)]
@@ -249,15 +213,7 @@ mod tests {
 
     #[test]
     fn median_of_last_n() {
-        let e = |a: &[f64]| {
-            a.iter()
-                .enumerate()
-                .map(|(i, &x)| Evaluation {
-                    step: i,
-                    accuracy: x,
-                })
-                .collect::<Vec<_>>()
-        };
+        let e = |a: &[f64]| a.iter().enumerate().map(|(i, &x)| Evaluation { step: i, accuracy: x }).collect::<Vec<_>>();
         assert_eq!(median_of_last(&e(&[0.1, 0.9, 0.5, 0.7]), 3), 0.7);
         assert_eq!(median_of_last(&e(&[0.1, 0.9, 0.5, 0.7]), 2), 0.6);
         assert_eq!(median_of_last(&e(&[0.3]), 20), 0.3);

@@ -7,16 +7,12 @@ use std::path::Path;
 /// code the class, plus noise; a texture survives crops, flips and global pooling.
 pub fn pattern(c: u8, noise: u64) -> Vec<u8> {
     let width = (c / 2 + 1) as usize;
-    let mut s = noise
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut s = noise.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let mut img = vec![0u8; 28 * 28];
     for r in 0..28 {
         for q in 0..28 {
             let along = if c % 2 == 0 { r } else { q };
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let base = if (along / width) % 2 == 0 { 180 } else { 20 };
             img[r * 28 + q] = base + (s >> 59) as u8;
         }
@@ -49,20 +45,8 @@ pub fn write_idx_dataset(dir: &Path, n_train: usize, n_test: usize, gz: bool) {
     std::fs::create_dir_all(dir).unwrap();
     for (prefix, n, salt) in [("train", n_train, 0u64), ("t10k", n_test, 1_000_000)] {
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        let pixels: Vec<u8> = labels
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &c)| pattern(c, salt + i as u64))
-            .collect();
-        write_file(
-            &dir.join(format!("{prefix}-images-idx3-ubyte")),
-            &idx_bytes(3, &[n as u32, 28, 28], &pixels),
-            gz,
-        );
-        write_file(
-            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
-            &idx_bytes(1, &[n as u32], &labels),
-            gz,
-        );
+        let pixels: Vec<u8> = labels.iter().enumerate().flat_map(|(i, &c)| pattern(c, salt + i as u64)).collect();
+        write_file(&dir.join(format!("{prefix}-images-idx3-ubyte")), &idx_bytes(3, &[n as u32, 28, 28], &pixels), gz);
+        write_file(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &idx_bytes(1, &[n as u32], &labels), gz);
     }
 }

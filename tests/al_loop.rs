@@ -1,0 +1,141 @@
+//! The active-learning loop end to end on a small synthetic IDX dataset: records, every query
+//! strategy, and resuming a killed run.
+mod common;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn config(data: &Path, strategy: &str, steps: usize) -> String {
+    format!(
+        r#"method = "mixmatch"
+seed = 11
+device = "cpu"
+[dataset]
+path = "{}"
+[labeled]
+size = 20
+[train]
+steps = {steps}
+batch_size = 16
+eval_every = 10
+median_of = 2
+[mixmatch]
+rampup_steps = 20
+lambda_u = 10
+[query]
+strategy = "{strategy}"
+budgets = [10, 10]
+augmentations = 3
+pool_subset = 120
+"#,
+        data.display()
+    )
+}
+
+fn ssal_run(cfg: &str, dir: &Path) -> std::process::Child {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("cfg.toml"), cfg).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args(["run", "--config", dir.join("cfg.toml").to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: std::process::Child, dir: &Path) -> Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&std::fs::read_to_string(dir.join("out/result.json")).unwrap()).unwrap()
+}
+
+fn indices(v: &Value) -> Vec<u64> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+}
+
+#[test]
+fn two_query_cycles_record_everything_for_every_strategy() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 300, 100, true);
+    for strategy in ["random", "entropy", "coreset", "badge", "consistency", "consistency_embedding"] {
+        let dir = t.path().join(strategy);
+        let r = finish(ssal_run(&config(&data, strategy, 10), &dir), &dir);
+        assert_eq!(r["complete"], true, "{strategy}");
+        let cycles = r["cycles"].as_array().unwrap();
+        assert_eq!(cycles.iter().map(|c| c["n_labeled"].as_u64().unwrap()).collect::<Vec<_>>(), vec![20, 30, 40]);
+        let mut all: Vec<u64> = cycles.iter().flat_map(|c| indices(&c["selected"])).collect();
+        assert_eq!(all, indices(&r["labeled_indices"]), "{strategy}: labeled = concatenated selections");
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 40, "{strategy}: no image labeled twice");
+        for c in &cycles[1..] {
+            assert_eq!(c["selected"].as_array().unwrap().len(), 10);
+            assert!(c["consistency"].as_f64().unwrap() >= 0.0, "{strategy}");
+            assert!(c["diversity"].as_f64().unwrap() > 0.0, "{strategy}");
+            assert!(c["accuracy"].as_f64().is_some());
+        }
+        assert!(cycles[0]["consistency"].is_null());
+        assert!(!dir.join("out/checkpoint.ot").exists(), "checkpoint removed when complete");
+    }
+}
+
+#[test]
+fn a_run_killed_after_cycle_1_resumes_to_the_same_result() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 300, 100, false);
+    let cfg = config(&data, "consistency_embedding", 40);
+    let whole = t.path().join("whole");
+    let reference = finish(ssal_run(&cfg, &whole), &whole);
+
+    let killed = t.path().join("killed");
+    let mut child = ssal_run(&cfg, &killed);
+    let result = killed.join("out/result.json");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let cycles = std::fs::read_to_string(&result)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .map_or(0, |v| v["cycles"].as_array().unwrap().len());
+        if cycles >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cycle 1 never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(partial["complete"], false, "killed during the last cycle");
+    assert!(killed.join("out/checkpoint.ot").exists());
+
+    let resumed = finish(ssal_run(&cfg, &killed), &killed);
+    assert_eq!(resumed["labeled_indices"], reference["labeled_indices"]);
+    for (a, b) in resumed["cycles"].as_array().unwrap().iter().zip(reference["cycles"].as_array().unwrap()) {
+        assert_eq!(a["selected"], b["selected"]);
+        assert_eq!(a["evaluations"], b["evaluations"]);
+        assert_eq!(a["consistency"], b["consistency"]);
+    }
+    assert_eq!(resumed["final_accuracy"], reference["final_accuracy"]);
+
+    // A result of another config in the same directory is never overwritten.
+    let other = cfg.replace("seed = 11", "seed = 12");
+    std::fs::write(killed.join("cfg.toml"), &other).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args([
+            "run",
+            "--config",
+            killed.join("cfg.toml").to_str().unwrap(),
+            "--out",
+            killed.join("out").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another config"));
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    assert_eq!(kept, resumed);
+}
