@@ -2,21 +2,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use tch::Tensor;
 
 fn run(dir: &Path, cfg: &str, cache: &Path) -> (Output, serde_json::Value) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("cfg.toml"), cfg).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ssal"))
-        .args(["run", "--config", dir.join("cfg.toml").to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
-        .env("SSAL_CACHE", cache)
-        .output()
-        .unwrap();
-    let json = std::fs::read_to_string(dir.join("out/result.json"))
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or(serde_json::Value::Null);
-    (out, json)
+    common::run_config(cfg, dir, &[("SSAL_CACHE", cache)])
 }
 
 fn base(data: &Path) -> String {

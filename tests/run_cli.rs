@@ -2,7 +2,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 fn config(data: &Path, method: &str, seed: u64) -> String {
     format!(
@@ -27,17 +26,7 @@ lambda_u = 10
 }
 
 fn run(cfg_text: &str, dir: &Path) -> (std::process::Output, serde_json::Value) {
-    std::fs::create_dir_all(dir).unwrap();
-    let cfg = dir.join("cfg.toml");
-    std::fs::write(&cfg, cfg_text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ssal"))
-        .args(["run", "--config", cfg.to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
-        .output()
-        .unwrap();
-    let json = std::fs::read_to_string(dir.join("out/result.json"))
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or(serde_json::Value::Null);
-    (out, json)
+    common::run_config(cfg_text, dir, &[])
 }
 
 #[test]

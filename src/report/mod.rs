@@ -316,10 +316,11 @@ impl Table {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn row(method: &str, seed: i64, n: i64, acc: f64) -> CycleRow {
+    /// A stored row with only what the tables look at set.
+    pub(crate) fn sample_row(method: &str, seed: i64, n: i64, acc: f64) -> CycleRow {
         CycleRow {
             run_id: format!("{method}{seed}"),
             sweep: "s".into(),
@@ -346,8 +347,8 @@ mod tests {
         let b = [0.850, 0.861, 0.848, 0.866, 0.857];
         let mut data = Vec::new();
         for s in 0..5 {
-            data.push(row("mixmatch", s, 100, a[s as usize]));
-            data.push(row("supervised", s, 100, b[s as usize]));
+            data.push(sample_row("mixmatch", s, 100, a[s as usize]));
+            data.push(sample_row("supervised", s, 100, b[s as usize]));
         }
         let keys: Vec<String> = ROW_KEYS.iter().map(|s| s.to_string()).collect();
         let t = build_table(&data, Metric::Accuracy, &keys, Some("method=supervised"));

@@ -2,6 +2,7 @@
 //! and the class-distance vs diversity scatter of initial sets (the paper's Fig. 4).
 use super::{build_table, row_labeler, Metric};
 use crate::store::CycleRow;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +18,55 @@ pub enum PlotError {
 
 fn draw_err<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> PlotError + '_ {
     move |e| PlotError::Draw { path: path.display().to_string(), message: format!("{e:?}") }
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A white 900×600 chart with a caption and labelled axes.
+fn frame<'a, 'b: 'a>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    (x_desc, y_desc): (&str, &str),
+    path: &Path,
+) -> Result<Chart<'a, 'b>, PlotError> {
+    root.fill(&WHITE).map_err(draw_err(path))?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 22))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(draw_err(path))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| if v.abs() >= 10.0 { format!("{v:.0}") } else { format!("{v:.2}") })
+        .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(draw_err(path))?;
+    Ok(chart)
+}
+
+/// Draws the legend and writes the file.
+fn finish<'a, 'b: 'a>(
+    mut chart: Chart<'a, 'b>,
+    root: &DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    position: SeriesLabelPosition,
+    path: &Path,
+) -> Result<(), PlotError> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_err(path))?;
+    root.present().map_err(draw_err(path))
 }
 
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
@@ -36,23 +86,9 @@ pub fn plot_learning_curves(rows: &[CycleRow], keys: &[String], path: &Path) -> 
     let (ymin, ymax) = padded(lows.fold(f64::INFINITY, f64::min), highs.fold(f64::NEG_INFINITY, f64::max));
     let (xmin, xmax) = padded(xmin, xmax);
     let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err(path))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Test accuracy of the EMA model (mean ± SE over seeds)", ("sans-serif", 22))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(xmin..xmax, ymin..ymax)
-        .map_err(draw_err(path))?;
-    chart
-        .configure_mesh()
-        .x_desc("labeled images")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("test accuracy (%)")
-        .axis_desc_style(("sans-serif", 18))
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(draw_err(path))?;
+    let caption = "Test accuracy of the EMA model (mean ± SE over seeds)";
+    let axes = ("labeled images", "test accuracy (%)");
+    let mut chart = frame(&root, caption, xmin..xmax, ymin..ymax, axes, path)?;
     for (i, row) in table.rows.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let pts: Vec<(f64, f64, f64)> = table
@@ -75,15 +111,7 @@ pub fn plot_learning_curves(rows: &[CycleRow], keys: &[String], path: &Path) -> 
             .draw_series(pts.iter().map(|&(x, m, _)| Circle::new((x, m), 4, color.filled())))
             .map_err(draw_err(path))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_err(path))?;
-    root.present().map_err(draw_err(path))
+    finish(chart, &root, SeriesLabelPosition::LowerRight, path)
 }
 
 /// Writes `path` (SVG): class-distribution distance against diversity of each run's initial set,
@@ -104,22 +132,9 @@ pub fn plot_distance_vs_diversity(rows: &[CycleRow], keys: &[String], path: &Pat
     let (xmin, xmax) = padded(xs.clone().fold(f64::INFINITY, f64::min), xs.fold(f64::NEG_INFINITY, f64::max));
     let (ymin, ymax) = padded(0.0, ys.fold(f64::NEG_INFINITY, f64::max));
     let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_err(path))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Initial sets: class imbalance vs diversity (one point per seed)", ("sans-serif", 22))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(xmin..xmax, ymin.max(0.0)..ymax)
-        .map_err(draw_err(path))?;
-    chart
-        .configure_mesh()
-        .x_desc("diversity (mean pairwise L2 distance in the embedding)")
-        .y_desc("class-distribution distance (Eq. 6)")
-        .axis_desc_style(("sans-serif", 18))
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(draw_err(path))?;
+    let caption = "Initial sets: class imbalance vs diversity (one point per seed)";
+    let axes = ("diversity (mean pairwise L2 distance in the embedding)", "class-distribution distance (Eq. 6)");
+    let mut chart = frame(&root, caption, xmin..xmax, ymin.max(0.0)..ymax, axes, path)?;
     for (i, (name, pts)) in groups.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
@@ -131,15 +146,7 @@ pub fn plot_distance_vs_diversity(rows: &[CycleRow], keys: &[String], path: &Pat
         let mean = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
         chart.draw_series(std::iter::once(TriangleMarker::new(mean, 10, color.filled()))).map_err(draw_err(path))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_err(path))?;
-    root.present().map_err(draw_err(path))
+    finish(chart, &root, SeriesLabelPosition::UpperRight, path)
 }
 
 #[cfg(test)]
@@ -148,21 +155,9 @@ mod tests {
 
     fn row(method: &str, seed: i64, n: i64, acc: f64, div: f64) -> CycleRow {
         CycleRow {
-            run_id: "x".into(),
-            sweep: "s".into(),
-            dataset: "d".into(),
-            model: "m".into(),
-            init: "random".into(),
-            temperature: None,
-            strategy: None,
-            seed,
-            cycle: 0,
-            n_labeled: n,
-            accuracy: Some(acc),
             class_distance: Some(0.1 * seed as f64),
             diversity: Some(div),
-            consistency: None,
-            method: method.into(),
+            ..crate::report::tests::sample_row(method, seed, n, acc)
         }
     }
 

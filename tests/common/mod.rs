@@ -50,3 +50,20 @@ pub fn write_idx_dataset(dir: &Path, n_train: usize, n_test: usize, gz: bool) {
         write_file(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &idx_bytes(1, &[n as u32], &labels), gz);
     }
 }
+
+/// Writes `cfg` to `dir/cfg.toml`, runs `ssal run --out dir/out` with extra environment
+/// variables, and returns its output and the parsed `result.json` (Null when none was written).
+pub fn run_config(cfg: &str, dir: &Path, env: &[(&str, &Path)]) -> (std::process::Output, serde_json::Value) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("cfg.toml"), cfg).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ssal"));
+    cmd.args(["run", "--config", dir.join("cfg.toml").to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let json = std::fs::read_to_string(dir.join("out/result.json"))
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (out, json)
+}
