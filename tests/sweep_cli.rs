@@ -22,7 +22,7 @@ fn plan_writes_one_loadable_config_per_job_with_stable_ids() {
     for id in &ids {
         let cfg = ExperimentConfig::load(&t.path().join("fmnist-demo/jobs").join(id).join("config.toml")).unwrap();
         assert_eq!(&cfg.content_hash(), id);
-        assert_eq!(cfg.train.steps, 1500);
+        assert_eq!(cfg.train.steps, 300);
     }
     // Planning again gives the same ids.
     let again = t.path().join("again");
@@ -40,4 +40,22 @@ fn misspelt_axis_exits_2_naming_it() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("labeled.sise") && err.contains("line 3") && err.contains("bad.toml"), "{err}");
     assert!(!t.path().join("bad").exists(), "nothing is written for an invalid sweep");
+}
+
+#[test]
+fn the_paper_analogue_sweeps_plan_as_documented() {
+    let t = tempfile::tempdir().unwrap();
+    let sweeps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+    for (file, jobs) in [("fmnist-init.toml", 100), ("fmnist-al.toml", 30)] {
+        let o = plan(&sweeps.join(file), t.path());
+        assert!(o.status.success(), "{file}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("{jobs} jobs")), "{file}");
+    }
+    // Every AL job starts from the paper's initial selection and runs three query cycles.
+    let tsv = std::fs::read_to_string(t.path().join("fmnist-al/plan.tsv")).unwrap();
+    for id in tsv.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap()) {
+        let cfg = ExperimentConfig::load(&t.path().join("fmnist-al/jobs").join(id).join("config.toml")).unwrap();
+        assert_eq!(cfg.query.budgets, vec![50, 50, 100]);
+        assert_eq!(cfg.init.temperature, 0.5);
+    }
 }

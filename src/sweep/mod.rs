@@ -89,17 +89,54 @@ fn set_field(table: &mut Table, schema: &Table, path: &str, value: Value) -> Res
     Ok(())
 }
 
+/// The axis whose values are tables merged at the config's root (several fields per value).
+pub const VARIANT_AXIS: &str = "variant";
+
+/// Optional config fields: absent from the serialised default, but valid axis names.
+const OPTIONAL_FIELDS: [&str; 7] = [
+    "dataset.path",
+    "dataset.train_subset",
+    "dataset.test_subset",
+    "labeled.indices",
+    "init.embedding_path",
+    "rotnet.seed",
+    "query.pool_subset",
+];
+
 /// The full default config as a TOML table plus optional fields, for checking axis names.
 fn schema() -> Table {
     let mut t: Table = toml::from_str(&ExperimentConfig::default().canonical_toml()).expect("valid");
-    // Optional fields are absent from the serialised default; list them explicitly.
-    let dataset = t.get_mut("dataset").and_then(Value::as_table_mut).expect("dataset table");
-    for k in ["path", "train_subset", "test_subset"] {
-        dataset.insert(k.into(), Value::Boolean(false));
+    for path in OPTIONAL_FIELDS {
+        let (table, field) = path.split_once('.').expect("dotted");
+        t.get_mut(table)
+            .and_then(Value::as_table_mut)
+            .expect("config table")
+            .insert(field.into(), Value::Boolean(false));
     }
-    let labeled = t.get_mut("labeled").and_then(Value::as_table_mut).expect("labeled table");
-    labeled.insert("indices".into(), Value::Boolean(false));
     t
+}
+
+fn lookup<'a>(schema: &'a Table, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let first = schema.get(parts.next()?)?;
+    parts.try_fold(first, |v, p| v.as_table()?.get(p))
+}
+
+/// Applies one axis value: a table given for a table field (or for the `variant` axis, whose
+/// field is the whole config) is merged key by key; any other value replaces the field.
+fn apply(table: &mut Table, schema: &Table, path: &str, value: &Value) -> Result<(), String> {
+    let is_variant = path == VARIANT_AXIS;
+    match value {
+        Value::Table(entries) if is_variant || lookup(schema, path).is_some_and(Value::is_table) => {
+            for (k, v) in entries {
+                let sub = if is_variant { k.clone() } else { format!("{path}.{k}") };
+                apply(table, schema, &sub, v)?;
+            }
+            Ok(())
+        }
+        _ if is_variant => Err(format!("`{VARIANT_AXIS}` values must be tables of config fields, got {value}")),
+        _ => set_field(table, schema, path, value.clone()),
+    }
 }
 
 fn short(v: &Value) -> String {
@@ -125,6 +162,9 @@ pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
         .clone()
         .unwrap_or_else(|| origin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or("sweep".into()));
     let check = |key: &Spanned<String>| -> Result<(), SweepError> {
+        if key.get_ref() == VARIANT_AXIS {
+            return Ok(());
+        }
         set_field(&mut Table::new(), &schema, key.get_ref(), Value::Boolean(false))
             .map_err(|m| invalid(format!("line {}: {m}", line_of(text, key.span().start))))
     };
@@ -146,7 +186,7 @@ pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
     let build = |fields: &[(String, Value)]| -> Result<Job, SweepError> {
         let mut table = file.base.clone();
         for (k, v) in fields {
-            set_field(&mut table, &schema, k, v.clone()).map_err(&invalid)?;
+            apply(&mut table, &schema, k, v).map_err(&invalid)?;
         }
         let label: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.clone(), short(v))).collect();
         let config: ExperimentConfig = Value::Table(table)
@@ -311,6 +351,39 @@ seed = 9
         x.sort();
         y.sort();
         assert_eq!(x, y);
+    }
+
+    #[test]
+    fn table_values_merge_into_their_field_and_variants_into_the_root() {
+        let text = r#"
+[base.init]
+embedding = "rotnet"
+[grid]
+seed = [0, 1]
+init = [{ strategy = "random" }, { strategy = "diversity", temperature = 0.25 }]
+variant = [{ method = "supervised", query.strategy = "entropy" }, { query = { strategy = "consistency" } }]
+"#;
+        let p = plan(text).unwrap();
+        assert_eq!(p.jobs.len(), 8);
+        use crate::config::{EmbeddingSource, InitStrategy, Method, QueryStrategy};
+        for j in &p.jobs {
+            // The base's embedding survives the merge of every init value.
+            assert_eq!(j.config.init.embedding, EmbeddingSource::Rotnet);
+            if j.config.init.strategy == InitStrategy::Diversity {
+                assert_eq!(j.config.init.temperature, 0.25);
+            }
+            match j.config.query.strategy {
+                QueryStrategy::Entropy => assert_eq!(j.config.method, Method::Supervised),
+                QueryStrategy::Consistency => assert_eq!(j.config.method, Method::Mixmatch),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let e = plan("[grid]\nvariant = [{ methd = \"supervised\" }]\n").unwrap_err().to_string();
+        assert!(e.contains("methd"), "{e}");
+        let e = plan("[grid]\nvariant = [1]\n").unwrap_err().to_string();
+        assert!(e.contains("must be tables"), "{e}");
+        // Optional fields are valid axes.
+        assert_eq!(plan("[grid]\n\"rotnet.seed\" = [0, 1]\n").unwrap().jobs.len(), 2);
     }
 
     #[test]
