@@ -76,6 +76,10 @@ enum Command {
         /// Baseline row: comma-separated key=value pairs it must contain, e.g. "init=random".
         #[arg(long)]
         baseline: Option<String>,
+        /// `auto`: paired over seeds when both rows hold the same seeds, else Welch; `welch`:
+        /// always Welch (for independent samples, e.g. initial sets drawn per seed).
+        #[arg(long, value_enum, default_value = "auto")]
+        test: crate::report::TestChoice,
         #[arg(long, value_enum, default_value = "md")]
         format: crate::report::Format,
     },
@@ -256,9 +260,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Report { db, sweep, metric, group_by, baseline, format } => {
+        Command::Report { db, sweep, metric, group_by, baseline, test, format } => {
             let rows = selected_rows(&db, sweep.as_deref(), &group_by)?;
-            let table = crate::report::build_table(&rows, metric, &group_by, baseline.as_deref());
+            let table = crate::report::build_table(&rows, metric, &group_by, baseline.as_deref(), test);
             if let (Some(b), None) = (&baseline, &table.baseline) {
                 bail!("--baseline {b:?} matches no row; rows are: {}", table.rows.join(" | "));
             }

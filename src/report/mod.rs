@@ -38,6 +38,16 @@ pub enum Format {
     Csv,
 }
 
+/// Which t-test compares a cell with the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestChoice {
+    /// Paired over seeds when both cells hold the same seeds (runs that share seeds share their
+    /// initial set or data draw), Welch's otherwise.
+    Auto,
+    /// Welch's unequal-variance test, for independent samples.
+    Welch,
+}
+
 /// The grouping keys a row label can use.
 pub const ROW_KEYS: [&str; 6] = ["dataset", "model", "method", "init", "temperature", "strategy"];
 
@@ -47,8 +57,8 @@ fn key_value(r: &CycleRow, key: &str) -> String {
         "model" => r.model.clone(),
         "method" => r.method.clone(),
         "init" => r.init.clone(),
-        "temperature" => r.temperature.map(|t| t.to_string()).unwrap_or("-".into()),
-        "strategy" => r.strategy.clone().unwrap_or("-".into()),
+        "temperature" => r.temperature.map(|t| t.to_string()).unwrap_or("none".into()),
+        "strategy" => r.strategy.clone().unwrap_or("none".into()),
         other => panic!("unknown key {other}"),
     }
 }
@@ -95,7 +105,13 @@ pub fn row_labeler<'a>(data: &[CycleRow], keys: &'a [String]) -> impl Fn(&CycleR
 
 /// Groups rows by the keys that vary among `keys`, columns by `n_labeled`, and compares each
 /// cell with the baseline row (the first row whose label contains every `k=v` of `baseline`).
-pub fn build_table(data: &[CycleRow], metric: Metric, keys: &[String], baseline: Option<&str>) -> Table {
+pub fn build_table(
+    data: &[CycleRow],
+    metric: Metric,
+    keys: &[String],
+    baseline: Option<&str>,
+    test: TestChoice,
+) -> Table {
     let label = row_labeler(data, keys);
     let mut values: BTreeMap<(String, i64), BTreeMap<i64, f64>> = BTreeMap::new();
     for r in data {
@@ -123,7 +139,8 @@ pub fn build_table(data: &[CycleRow], metric: Metric, keys: &[String], baseline:
                 continue;
             };
             let shared: Vec<i64> = cell.by_seed.keys().filter(|s| b.by_seed.contains_key(s)).copied().collect();
-            let paired = shared.len() == cell.by_seed.len() && shared.len() == b.by_seed.len();
+            let paired =
+                test == TestChoice::Auto && shared.len() == cell.by_seed.len() && shared.len() == b.by_seed.len();
             let (x, y): (Vec<f64>, Vec<f64>) =
                 (cell.by_seed.values().copied().collect(), b.by_seed.values().copied().collect());
             let test = if paired { paired_t_test(&x, &y) } else { welch_t_test(&x, &y) };
@@ -351,7 +368,7 @@ pub(crate) mod tests {
             data.push(sample_row("supervised", s, 100, b[s as usize]));
         }
         let keys: Vec<String> = ROW_KEYS.iter().map(|s| s.to_string()).collect();
-        let t = build_table(&data, Metric::Accuracy, &keys, Some("method=supervised"));
+        let t = build_table(&data, Metric::Accuracy, &keys, Some("method=supervised"), TestChoice::Auto);
         assert_eq!(t.rows, vec!["method=mixmatch", "method=supervised"]);
         assert_eq!(t.baseline.as_deref(), Some("method=supervised"));
         let c = t.cells[&("method=mixmatch".to_string(), 100)].comparison.unwrap();
@@ -363,8 +380,13 @@ pub(crate) mod tests {
         assert!(md.contains("| method=mixmatch | **87.14 ± 0.30** (n=5) |"), "{md}");
         assert!(md.contains("method=supervised (baseline)"), "{md}");
         // Dropping a seed from one side makes the test Welch's.
-        let t2 = build_table(&data[1..], Metric::Accuracy, &keys, Some("method=supervised"));
+        let t2 = build_table(&data[1..], Metric::Accuracy, &keys, Some("method=supervised"), TestChoice::Auto);
         assert!(!t2.cells[&("method=mixmatch".to_string(), 100)].comparison.unwrap().paired);
+        // Asking for Welch gives SciPy's ttest_ind(equal_var=False) p = 0.010596 on these samples.
+        let t3 = build_table(&data, Metric::Accuracy, &keys, Some("method=supervised"), TestChoice::Welch);
+        let c3 = t3.cells[&("method=mixmatch".to_string(), 100)].comparison.unwrap();
+        assert!(!c3.paired && (c3.p - 0.010596181343654547).abs() < 1e-7);
+        assert!(t3.render(Format::Md).contains("**87.14 ± 0.30***"), "{}", t3.render(Format::Md));
         let csv = t.render(Format::Csv);
         assert!(csv.lines().nth(1).unwrap().starts_with("method=mixmatch,100,5,87.14"), "{csv}");
         assert!(t.render(Format::Latex).contains("\\textbf{87.14 $\\pm$ 0.30}"));

@@ -76,7 +76,7 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
 
 /// Writes `path` (SVG): mean test accuracy against the number of labels per row label.
 pub fn plot_learning_curves(rows: &[CycleRow], keys: &[String], path: &Path) -> Result<(), PlotError> {
-    let table = build_table(rows, Metric::Accuracy, keys, None);
+    let table = build_table(rows, Metric::Accuracy, keys, None, super::TestChoice::Auto);
     if table.cells.is_empty() {
         return Err(PlotError::Empty("learning curves (no accuracies)".into()));
     }
@@ -146,7 +146,30 @@ pub fn plot_distance_vs_diversity(rows: &[CycleRow], keys: &[String], path: &Pat
         let mean = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
         chart.draw_series(std::iter::once(TriangleMarker::new(mean, 10, color.filled()))).map_err(draw_err(path))?;
     }
-    finish(chart, &root, SeriesLabelPosition::UpperRight, path)
+    let corner = emptiest_corner(
+        initial.iter().map(|r| (r.diversity.unwrap(), r.class_distance.unwrap())),
+        (xmin, xmax),
+        (ymin.max(0.0), ymax),
+    );
+    finish(chart, &root, corner, path)
+}
+
+/// The corner of the plot with the fewest points, where the legend hides the least.
+fn emptiest_corner(points: impl Iterator<Item = (f64, f64)>, x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+    let mut counts = [0usize; 4]; // upper left, upper right, lower left, lower right
+    for (px, py) in points {
+        let right = (px - x.0) / (x.1 - x.0) > 0.5;
+        let lower = (py - y.0) / (y.1 - y.0) < 0.5;
+        counts[2 * lower as usize + right as usize] += 1;
+    }
+    let positions = [
+        SeriesLabelPosition::UpperLeft,
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::LowerLeft,
+        SeriesLabelPosition::LowerRight,
+    ];
+    let best = (0..4).rev().min_by_key(|&i| counts[i]).expect("four corners");
+    positions[best].clone()
 }
 
 #[cfg(test)]

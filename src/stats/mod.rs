@@ -34,7 +34,7 @@ fn two_sided_p(t: f64, df: f64) -> f64 {
         return f64::NAN;
     }
     let dist = StudentsT::new(0.0, 1.0, df).expect("df > 0");
-    2.0 * (1.0 - dist.cdf(t.abs()))
+    2.0 * dist.sf(t.abs())
 }
 
 /// Summarises a sample; with one value the spread, SE and CI are NaN (unknown, not zero).
@@ -152,6 +152,13 @@ mod tests {
         let with_nan = holm_bonferroni(&[f64::NAN, 0.02]);
         assert!(with_nan[0].is_nan());
         close(with_nan[1], 0.02, 1e-15);
+    }
+
+    #[test]
+    fn tiny_p_values_do_not_cancel_to_zero() {
+        // SciPy 1.17.1: 2 * t.sf(20, 18) = 9.632230754827327e-14 (1 − cdf would lose most digits).
+        let p = two_sided_p(20.0, 18.0);
+        assert!((p / 9.632230754827327e-14 - 1.0).abs() < 1e-6, "{p}");
     }
 
     #[test]
