@@ -125,12 +125,11 @@ impl Dataset {
         [s[1], s[2], s[3]]
     }
 
-    /// Converts a `u8` batch to normalised `f32` on `device`.
-    pub fn normalise(&self, images: &Tensor, device: Device) -> Tensor {
+    /// Per-channel mean and standard deviation as `[1, C, 1, 1]` `f32` tensors on `device`.
+    pub fn normalisation(&self, device: Device) -> (Tensor, Tensor) {
         let c = self.mean.len() as i64;
-        let mean = Tensor::from_slice(&self.mean).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(device);
-        let std = Tensor::from_slice(&self.std).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(device);
-        (images.to_device(device).to_kind(Kind::Float) / 255.0 - mean) / std
+        let t = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(device);
+        (t(&self.mean), t(&self.std))
     }
 }
 

@@ -31,12 +31,18 @@ pub struct DeviceData<'a> {
     pub test_images: Tensor,
     pub test_labels: Tensor,
     pub augment: AugmentParams,
+    /// Normalisation constants, `[1, C, 1, 1]` on the device (made once, used every batch).
+    mean: Tensor,
+    std: Tensor,
 }
 
 impl<'a> DeviceData<'a> {
     /// Copies the splits to `device`.
     pub fn new(dataset: &'a Dataset, device: Device, augment: AugmentParams) -> Self {
+        let (mean, std) = dataset.normalisation(device);
         DeviceData {
+            mean,
+            std,
             dataset,
             device,
             train_images: dataset.train.images.to_device(device),
@@ -47,10 +53,15 @@ impl<'a> DeviceData<'a> {
         }
     }
 
+    /// A `u8` batch already on the device as normalised `f32`.
+    pub fn normalise(&self, images: &Tensor) -> Tensor {
+        (images.to_kind(Kind::Float) / 255.0 - &self.mean) / &self.std
+    }
+
     /// Normalised training images at `indices` (not augmented).
     pub fn train_batch(&self, indices: &[usize]) -> Tensor {
         let idx = index_tensor(indices).to_device(self.device);
-        self.dataset.normalise(&self.train_images.index_select(0, &idx), self.device)
+        self.normalise(&self.train_images.index_select(0, &idx))
     }
 
     /// Normalised, augmented training images at `indices`.
@@ -117,7 +128,7 @@ pub fn evaluate(net: &Network, data: &DeviceData, batch_size: usize) -> f64 {
     tch::no_grad(|| {
         for start in (0..n).step_by(batch_size) {
             let len = batch_size.min((n - start) as usize) as i64;
-            let x = data.dataset.normalise(&data.test_images.narrow(0, start, len), data.device);
+            let x = data.normalise(&data.test_images.narrow(0, start, len));
             let pred = net.logits(&x, false).argmax(1, false);
             correct += pred.eq_tensor(&data.test_labels.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
         }
