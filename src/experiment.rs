@@ -60,6 +60,7 @@ pub struct CycleRecord {
     pub evaluations: Vec<Evaluation>,
     /// Median of the last `train.median_of` evaluations; absent when `train.steps = 0`.
     pub accuracy: Option<f64>,
+    /// Seconds spent training this cycle (selection and scoring excluded).
     pub train_seconds: f64,
 }
 
@@ -174,6 +175,12 @@ fn cycle_seeds(seed: u64, cycle: usize) -> (ChaCha8Rng, i64) {
     (ChaCha8Rng::seed_from_u64(derived), (derived >> 1) as i64)
 }
 
+/// Training indices in `0..pool` that are not in `labeled`, ascending.
+fn unlabeled_pool(pool: usize, labeled: &[usize]) -> Vec<usize> {
+    let is_labeled: std::collections::HashSet<usize> = labeled.iter().copied().collect();
+    (0..pool).filter(|i| !is_labeled.contains(i)).collect()
+}
+
 /// A finished or interrupted earlier run of the same config in `path`, if any. A result of a
 /// different config is never overwritten.
 fn previous_result(path: &Path, config: &ExperimentConfig) -> Result<Option<RunResult>, RunError> {
@@ -243,16 +250,14 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunEr
     // The EMA model of the last finished cycle, needed to query the next one.
     let mut model: Option<Network> = None;
     if !result.cycles.is_empty() {
-        let net = Network::new(config.model, c, dataset.num_classes as i64, device);
-        let mut vs = net.vs;
-        vs.load(&checkpoint).map_err(|e| {
+        let mut net = Network::new(config.model, c, dataset.num_classes as i64, device);
+        net.vs.load(&checkpoint).map_err(|e| {
             RunError::Resume(format!("cannot resume from {}: {}", checkpoint.display(), first_line(&e)))
         })?;
-        model = Some(Network { vs, model: net.model });
+        model = Some(net);
     }
     for cycle in result.cycles.len()..n_cycles {
         let (mut rng, torch_seed) = cycle_seeds(config.seed, cycle);
-        let t0 = Instant::now();
         let (selected, diversity_value, consistency_value) = if cycle == 0 {
             let bar = progress_bar("embed");
             let embedding = embeddings_for(config, &data, &bar)?;
@@ -262,8 +267,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunEr
             (labeled, div, None)
         } else {
             let net = model.as_ref().expect("a finished cycle precedes every query");
-            let is_labeled: std::collections::HashSet<usize> = result.labeled_indices.iter().copied().collect();
-            let mut candidates: Vec<usize> = (0..dataset.train.len()).filter(|i| !is_labeled.contains(i)).collect();
+            let mut candidates = unlabeled_pool(dataset.train.len(), &result.labeled_indices);
             if let Some(n) = config.query.pool_subset.filter(|&n| n < candidates.len()) {
                 let mut pick = sample(&mut rng, candidates.len(), n).into_vec();
                 pick.sort_unstable();
@@ -289,11 +293,11 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunEr
         let labeled = result.labeled_indices.clone();
         let classes = classes_of(&labeled);
         tch::manual_seed(torch_seed);
+        let t0 = Instant::now();
         let (evaluations, accuracy) = if config.train.steps == 0 {
             (Vec::new(), None)
         } else {
-            let is_labeled: std::collections::HashSet<usize> = labeled.iter().copied().collect();
-            let unlabeled: Vec<usize> = (0..dataset.train.len()).filter(|i| !is_labeled.contains(i)).collect();
+            let unlabeled = unlabeled_pool(dataset.train.len(), &labeled);
             let bar = progress_bar(&format!("cycle {cycle}/{}", n_cycles - 1));
             let outcome = train(config, &data, &labeled, &unlabeled, &mut rng, &bar);
             bar.finish_and_clear();
