@@ -23,6 +23,10 @@ enum Command {
         /// Output directory. Default: results/runs/<config hash>.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Save the training state at least this often, in seconds (it is also saved on
+        /// SIGTERM/SIGUSR1/SIGINT, after which ssal exits with code 75 and the same command resumes).
+        #[arg(long, default_value_t = 600)]
+        checkpoint_every: u64,
     },
     /// Choose K rows of an embedding matrix by diversity-based sampling with temperature T
     /// (T = 0: k-center greedy; T = 0.5: k-means++ seeding). Prints the chosen row indices, one
@@ -145,6 +149,9 @@ enum SweepCommand {
 /// Exit code for bad input (config, data files, arguments).
 pub const EXIT_BAD_INPUT: u8 = 2;
 
+/// Exit code of a run stopped by a signal after saving its state (EX_TEMPFAIL: try again).
+pub const EXIT_INTERRUPTED: u8 = 75;
+
 /// Parses arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -152,17 +159,21 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_BAD_INPUT)
+            let interrupted = e
+                .downcast_ref::<crate::experiment::RunError>()
+                .is_some_and(|r| matches!(r, crate::experiment::RunError::Interrupted { .. }));
+            ExitCode::from(if interrupted { EXIT_INTERRUPTED } else { EXIT_BAD_INPUT })
         }
     }
 }
 
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { config, out } => {
+        Command::Run { config, out, checkpoint_every } => {
             let cfg = ExperimentConfig::load(&config)?;
             let out = out.unwrap_or_else(|| PathBuf::from("results/runs").join(cfg.content_hash()));
-            let r = crate::experiment::run(&cfg, &out)?;
+            crate::interrupt::install().context("cannot install signal handlers")?;
+            let r = crate::experiment::run(&cfg, &out, std::time::Duration::from_secs(checkpoint_every))?;
             let accuracy = r.final_accuracy.map_or("not trained".into(), |a| format!("{:.2}%", 100.0 * a));
             println!(
                 "accuracy {accuracy} ({} labels, {:?}, {:.1}s on {}) → {}",

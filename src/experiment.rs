@@ -6,14 +6,14 @@ use crate::embed::{embeddings_for, EmbedError, EmbeddingMatrix};
 use crate::metrics::{class_distribution_distance, class_histogram, diversity};
 use crate::models::Network;
 use crate::select::{diversity_sample, query, score_pool, Embeddings, SelectError};
-use crate::train::{train, DeviceData, Evaluation};
+use crate::train::{train, Checkpointing, DeviceData, Evaluation, TrainError};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tch::Device;
 
 /// Errors of a run, each naming what is wrong.
@@ -33,6 +33,11 @@ pub enum RunError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Resume(String),
+    #[error(transparent)]
+    Train(TrainError),
+    /// A stop was requested (signal); everything needed to go on is saved.
+    #[error("interrupted in cycle {cycle}{at}; run the same command again to resume", at = step.map_or(String::new(), |s| format!(" at training step {s} (state saved)")))]
+    Interrupted { cycle: usize, step: Option<usize> },
 }
 
 /// One training cycle's record: who was labeled, how the EMA model scored.
@@ -165,6 +170,11 @@ pub fn progress_bar(prefix: &str) -> ProgressBar {
     bar
 }
 
+/// One line on stderr for logs (Slurm output files), where progress bars stay hidden.
+fn log(message: &str) {
+    eprintln!("ssal: {message}");
+}
+
 /// Seeds of cycle `c`: cycle 0 uses the run's seed itself, later cycles derived ones, so any
 /// cycle can be re-run (on resume) exactly as in an uninterrupted run.
 fn cycle_seeds(seed: u64, cycle: usize) -> (ChaCha8Rng, i64) {
@@ -212,12 +222,14 @@ fn save_checkpoint(net: &Network, path: &Path) -> Result<(), RunError> {
 
 /// Runs the experiment (initial set, then one query cycle per budget) and writes
 /// `out_dir/result.json` after every cycle, with the EMA model of the last finished cycle in
-/// `out_dir/checkpoint.ot`. Re-running an interrupted run resumes after its last finished cycle;
-/// re-running a finished one returns its result.
-pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunError> {
+/// `out_dir/checkpoint.ot` and the current cycle's training state in `out_dir/train-state.ot`
+/// (saved every `checkpoint_every` and when a stop is requested). Re-running an interrupted run
+/// resumes where it stopped with the same result; re-running a finished one returns its result.
+pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration) -> Result<RunResult, RunError> {
     let started = Instant::now();
     let result_path = out_dir.join("result.json");
     let checkpoint = out_dir.join("checkpoint.ot");
+    let train_state = out_dir.join("train-state.ot");
     let previous = previous_result(&result_path, config)?;
     if let Some(done) = previous.as_ref().filter(|r| r.complete) {
         return Ok(done.clone());
@@ -257,6 +269,9 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunEr
         model = Some(net);
     }
     for cycle in result.cycles.len()..n_cycles {
+        if crate::interrupt::requested() {
+            return Err(RunError::Interrupted { cycle, step: None });
+        }
         let (mut rng, torch_seed) = cycle_seeds(config.seed, cycle);
         let (selected, diversity_value, consistency_value) = if cycle == 0 {
             let bar = progress_bar("embed");
@@ -299,7 +314,14 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunEr
         } else {
             let unlabeled = unlabeled_pool(dataset.train.len(), &labeled);
             let bar = progress_bar(&format!("cycle {cycle}/{}", n_cycles - 1));
-            let outcome = train(config, &data, &labeled, &unlabeled, &mut rng, &bar);
+            let checkpointing =
+                Checkpointing { path: train_state.clone(), every: checkpoint_every, config_hash: result.config_hash.clone(), cycle };
+            log(&format!("cycle {cycle}/{}: training on {} labels for {} steps", n_cycles - 1, labeled.len(), config.train.steps));
+            let outcome = match train(config, &data, &labeled, &unlabeled, &mut rng, &bar, Some(&checkpointing)) {
+                Ok(outcome) => outcome,
+                Err(TrainError::Interrupted { step }) => return Err(RunError::Interrupted { cycle, step: Some(step) }),
+                Err(e) => return Err(RunError::Train(e)),
+            };
             bar.finish_and_clear();
             if cycle + 1 < n_cycles {
                 save_checkpoint(&outcome.ema, &checkpoint)?;
@@ -323,10 +345,9 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path) -> Result<RunResult, RunEr
         result.complete = cycle + 1 == n_cycles;
         result.wall_seconds = earlier_wall + started.elapsed().as_secs_f64();
         write_json_atomic(&result_path, &result)?;
+        let _ = std::fs::remove_file(&train_state);
     }
-    if checkpoint.exists() {
-        let _ = std::fs::remove_file(&checkpoint);
-    }
+    let _ = std::fs::remove_file(&checkpoint);
     Ok(result)
 }
 

@@ -5,6 +5,7 @@ pub mod config;
 pub mod data;
 pub mod embed;
 pub mod experiment;
+pub mod interrupt;
 pub mod metrics;
 pub mod models;
 pub mod report;

@@ -139,3 +139,43 @@ fn a_run_killed_after_cycle_1_resumes_to_the_same_result() {
     let kept: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     assert_eq!(kept, resumed);
 }
+
+#[test]
+fn sigterm_mid_training_saves_the_state_and_the_rerun_ends_exactly_as_an_uninterrupted_run() {
+    use std::io::BufRead;
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 300, 100, false);
+    let cfg = config(&data, "consistency", 150).replace("budgets = [10, 10]", "budgets = [10]");
+    let whole = t.path().join("whole");
+    let reference = finish(ssal_run(&cfg, &whole), &whole);
+
+    let stopped = t.path().join("stopped");
+    let mut child = ssal_run(&cfg, &stopped);
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("stderr ended before cycle 1 trained").unwrap();
+        let training = line.contains("cycle 1/1: training");
+        seen.push(line);
+        if training {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(75), "{seen:?} {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("interrupted in cycle 1 at training step")), "{rest:?}");
+    assert!(stopped.join("out/train-state.ot").exists(), "state saved on SIGTERM");
+    let partial: Value = serde_json::from_str(&std::fs::read_to_string(stopped.join("out/result.json")).unwrap()).unwrap();
+    assert_eq!(partial["cycles"].as_array().unwrap().len(), 1);
+
+    let resumed = finish(ssal_run(&cfg, &stopped), &stopped);
+    assert_eq!(resumed["labeled_indices"], reference["labeled_indices"]);
+    assert_eq!(resumed["cycles"][1]["evaluations"], reference["cycles"][1]["evaluations"]);
+    assert_eq!(resumed["final_accuracy"], reference["final_accuracy"]);
+    assert!(!stopped.join("out/train-state.ot").exists(), "state removed once the cycle is done");
+}

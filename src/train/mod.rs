@@ -1,9 +1,13 @@
 //! Training (supervised or MixMatch) with Adam, decoupled weight decay and an EMA model that is
 //! evaluated on the test set; the reported accuracy is the median of the last evaluations.
+mod adam;
 mod ema;
 mod mixmatch;
+mod state;
 
+pub use adam::Adam;
 pub use ema::Ema;
+pub use state::{Checkpointing, TrainError};
 pub use mixmatch::{mixmatch_loss, sharpen};
 
 use crate::config::{ExperimentConfig, Method};
@@ -13,7 +17,8 @@ use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::{nn::OptimizerConfig, Device, Kind, Tensor};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
 
 /// One evaluation of the EMA model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,7 +82,7 @@ impl<'a> DeviceData<'a> {
 
 /// Draws batches from a pool in shuffled passes, reshuffling when a pass is used up, so every
 /// index appears equally often; pools smaller than a batch are simply cycled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochSampler {
     pool: Vec<usize>,
     order: Vec<usize>,
@@ -146,6 +151,8 @@ pub struct TrainOutcome {
 }
 
 /// Trains a fresh network on `labeled` (and, for MixMatch, `unlabeled`) training indices.
+/// With `checkpointing`, the whole training state is saved periodically and when a stop is
+/// requested (then `TrainError::Interrupted`), and a saved state of the same cycle is resumed.
 pub fn train(
     config: &ExperimentConfig,
     data: &DeviceData,
@@ -153,26 +160,47 @@ pub fn train(
     unlabeled: &[usize],
     rng: &mut ChaCha8Rng,
     progress: &ProgressBar,
-) -> TrainOutcome {
+    checkpointing: Option<&Checkpointing>,
+) -> Result<TrainOutcome, TrainError> {
     let ds = data.dataset;
     let [c, _, _] = ds.image_shape();
     let classes = ds.num_classes as i64;
     let live = Network::new(config.model, c, classes, data.device);
     let ema_net = Network::new(config.model, c, classes, data.device);
     let mut ema = Ema::new(&ema_net, &live, config.train.ema_decay, config.train.ema_warmup);
-    let mut opt = tch::nn::Adam::default().build(&live.vs, config.train.lr).expect("Adam builds");
+    let mut opt = Adam::new(live.vs.trainable_variables(), config.train.lr);
     let decayed: Vec<Tensor> = live.vs.trainable_variables().into_iter().filter(|t| t.dim() >= 2).collect();
     let t = &config.train;
-    let mut lab = EpochSampler::new(labeled);
-    let mut unl = (config.method == Method::Mixmatch && !unlabeled.is_empty()).then(|| EpochSampler::new(unlabeled));
-    let mut evaluations = Vec::new();
+    let mut loop_state = state::LoopState {
+        step: 0,
+        rng: rng.clone(),
+        labeled: EpochSampler::new(labeled),
+        unlabeled: (config.method == Method::Mixmatch && !unlabeled.is_empty()).then(|| EpochSampler::new(unlabeled)),
+        evaluations: Vec::new(),
+    };
+    if let Some(ck) = checkpointing {
+        ck.restore(&live, &ema_net, &mut ema, &mut opt, labeled, &mut loop_state)?;
+    }
     progress.set_length(t.steps as u64);
-    progress.set_position(0);
-    for step in 0..t.steps {
-        let li = lab.next_batch(t.batch_size, rng);
+    progress.set_position(loop_state.step as u64);
+    let mut last_save = Instant::now();
+    while loop_state.step < t.steps {
+        if let Some(ck) = checkpointing {
+            let stop = crate::interrupt::requested();
+            if stop || last_save.elapsed() >= ck.every {
+                ck.save(&live, &ema_net, &ema, &opt, labeled, &loop_state)?;
+                last_save = Instant::now();
+            }
+            if stop {
+                return Err(TrainError::Interrupted { step: loop_state.step });
+            }
+        }
+        let step = loop_state.step;
+        let rng = &mut loop_state.rng;
+        let li = loop_state.labeled.next_batch(t.batch_size, rng);
         let x = data.augmented_batch(&li, rng);
         let y = data.train_label_batch(&li);
-        let loss = match unl.as_mut() {
+        let loss = match loop_state.unlabeled.as_mut() {
             None => live.logits(&x, true).cross_entropy_for_logits(&y),
             Some(unl) => {
                 let ui = unl.next_batch(t.batch_size, rng);
@@ -191,13 +219,16 @@ pub fn train(
         ema.update();
         if (step + 1) % t.eval_every == 0 || step + 1 == t.steps {
             let accuracy = evaluate(&ema_net, data, t.eval_batch_size);
-            evaluations.push(Evaluation { step: step + 1, accuracy });
+            loop_state.evaluations.push(Evaluation { step: step + 1, accuracy });
             progress.set_message(format!("loss {:.3} · EMA test acc {:.2}%", loss.double_value(&[]), 100.0 * accuracy));
         }
         progress.inc(1);
+        loop_state.step += 1;
     }
+    *rng = loop_state.rng;
+    let evaluations = loop_state.evaluations;
     let accuracy = median_of_last(&evaluations, t.median_of);
-    TrainOutcome { live, ema: ema_net, evaluations, accuracy }
+    Ok(TrainOutcome { live, ema: ema_net, evaluations, accuracy })
 }
 
 #[cfg(test)]
