@@ -50,6 +50,9 @@ enum Command {
         /// Write the indices here (atomically) instead of printing them.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Where the distance passes run (the picks are the same either way).
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: crate::config::DeviceChoice,
     },
     /// Sweeps: TOML grids expanded into jobs with content-hash ids.
     Sweep {
@@ -185,7 +188,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Select { embeddings, k, temperature, seed, labeled, out } => {
+        Command::Select { embeddings, k, temperature, seed, labeled, out, device } => {
             use rand::SeedableRng;
             let (values, dim) = crate::select::read_embeddings_npy(&embeddings)?;
             let emb =
@@ -195,7 +198,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 None => Vec::new(),
             };
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let chosen = crate::select::diversity_sample(&emb, k, temperature, &labeled, &mut rng)?;
+            let chosen = match crate::experiment::resolve_device(device)? {
+                tch::Device::Cpu => crate::select::diversity_sample(&emb, k, temperature, &labeled, &mut rng)?,
+                gpu => crate::select::diversity_sample_on(&emb, k, temperature, &labeled, &mut rng, gpu)?,
+            };
             let text: String = chosen.iter().map(|i| format!("{i}\n")).collect();
             match out {
                 Some(path) => crate::experiment::write_text_atomic(&path, &text)?,

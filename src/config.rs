@@ -304,7 +304,7 @@ pub struct MixMatchConfig {
 }
 
 /// Compute device selection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceChoice {
     /// CUDA device 0 when available, else the CPU.

@@ -5,7 +5,7 @@ use crate::data::{AugmentParams, DataError, Dataset};
 use crate::embed::{embeddings_for, EmbedError, EmbeddingMatrix};
 use crate::metrics::{class_distribution_distance, class_histogram, diversity};
 use crate::models::Network;
-use crate::select::{diversity_sample, query, score_pool, Embeddings, SelectError};
+use crate::select::{diversity_sample, diversity_sample_on, query, score_pool, Embeddings, SelectError};
 use crate::train::{train, Checkpointing, DeviceData, Evaluation, TrainError};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample;
@@ -97,11 +97,12 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device, RunError> {
 }
 
 /// The initial labeled set: explicit indices (validated), a seeded uniform draw, or diversity
-/// sampling with temperature on the embedding.
+/// sampling with temperature on the embedding (its distance passes on `device` when that is a GPU).
 pub fn initial_labeled(
     config: &ExperimentConfig,
     pool: usize,
     embedding: Option<&EmbeddingMatrix>,
+    device: Device,
 ) -> Result<Vec<usize>, RunError> {
     match &config.labeled.indices {
         Some(idx) => {
@@ -131,7 +132,11 @@ pub fn initial_labeled(
                 (InitStrategy::Random, _) => Ok(sample(&mut rng, pool, config.labeled.size).into_vec()),
                 (InitStrategy::Diversity, Some(m)) => {
                     let emb = Embeddings::new(&m.values, m.dim)?;
-                    Ok(diversity_sample(&emb, config.labeled.size, config.init.temperature, &[], &mut rng)?)
+                    let (k, t) = (config.labeled.size, config.init.temperature);
+                    Ok(match device {
+                        Device::Cpu => diversity_sample(&emb, k, t, &[], &mut rng)?,
+                        gpu => diversity_sample_on(&emb, k, t, &[], &mut rng, gpu)?,
+                    })
                 }
                 (InitStrategy::Diversity, None) => {
                     unreachable!("validated: diversity needs an embedding")
@@ -277,7 +282,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
             let bar = progress_bar("embed");
             let embedding = embeddings_for(config, &data, &bar)?;
             bar.finish_and_clear();
-            let labeled = initial_labeled(config, dataset.train.len(), embedding.as_ref())?;
+            let labeled = initial_labeled(config, dataset.train.len(), embedding.as_ref(), device)?;
             let div = embedding.as_ref().map(|m| diversity(&m.values, m.dim, &labeled));
             (labeled, div, None)
         } else {
@@ -359,24 +364,24 @@ mod tests {
     fn explicit_indices_are_validated() {
         let mut c = ExperimentConfig::default();
         c.labeled.indices = Some(vec![1, 5, 1]);
-        assert!(initial_labeled(&c, 10, None).unwrap_err().to_string().contains("twice"));
+        assert!(initial_labeled(&c, 10, None, Device::Cpu).unwrap_err().to_string().contains("twice"));
         c.labeled.indices = Some(vec![1, 10]);
-        assert!(initial_labeled(&c, 10, None).unwrap_err().to_string().contains("out of range"));
+        assert!(initial_labeled(&c, 10, None, Device::Cpu).unwrap_err().to_string().contains("out of range"));
         c.labeled.indices = Some(vec![3, 1]);
-        assert_eq!(initial_labeled(&c, 10, None).unwrap(), vec![3, 1]);
+        assert_eq!(initial_labeled(&c, 10, None, Device::Cpu).unwrap(), vec![3, 1]);
     }
 
     #[test]
     fn random_draw_is_seeded_and_distinct() {
         let mut c = ExperimentConfig::default();
         c.labeled.size = 50;
-        let a = initial_labeled(&c, 100, None).unwrap();
-        assert_eq!(a, initial_labeled(&c, 100, None).unwrap());
+        let a = initial_labeled(&c, 100, None, Device::Cpu).unwrap();
+        assert_eq!(a, initial_labeled(&c, 100, None, Device::Cpu).unwrap());
         let set: std::collections::HashSet<_> = a.iter().collect();
         assert_eq!(set.len(), 50);
         c.seed = 1;
-        assert_ne!(a, initial_labeled(&c, 100, None).unwrap());
+        assert_ne!(a, initial_labeled(&c, 100, None, Device::Cpu).unwrap());
         c.labeled.size = 101;
-        assert!(initial_labeled(&c, 100, None).is_err());
+        assert!(initial_labeled(&c, 100, None, Device::Cpu).is_err());
     }
 }

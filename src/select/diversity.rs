@@ -54,6 +54,11 @@ impl<'a> Embeddings<'a> {
         false
     }
 
+    /// The row-major values.
+    pub fn values(&self) -> &'a [f32] {
+        self.data
+    }
+
     fn row(&self, i: usize) -> &'a [f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
@@ -150,7 +155,19 @@ pub fn diversity_sample(
     labeled: &[usize],
     rng: &mut impl Rng,
 ) -> Result<Vec<usize>, SelectError> {
-    let n = emb.len();
+    sample_with(emb.len(), k, temperature, labeled, rng, |nearest, center| update_nearest(emb, nearest, center))
+}
+
+/// The sampling loop, given `lower(nearest, center)` that lowers every nearest squared distance
+/// with the distance to row `center` (on the CPU, or on a device in `select::device`).
+pub(super) fn sample_with(
+    n: usize,
+    k: usize,
+    temperature: f64,
+    labeled: &[usize],
+    rng: &mut impl Rng,
+    mut lower: impl FnMut(&mut [f32], usize),
+) -> Result<Vec<usize>, SelectError> {
     if !(temperature.is_finite() && temperature >= 0.0) {
         return Err(SelectError::Temperature(temperature));
     }
@@ -167,7 +184,7 @@ pub fn diversity_sample(
     }
     let mut nearest = vec![f32::INFINITY; n];
     for (i, _) in is_selected.iter().enumerate().filter(|(_, s)| **s) {
-        update_nearest(emb, &mut nearest, i);
+        lower(&mut nearest, i);
     }
     let mut chosen = Vec::with_capacity(k);
     while chosen.len() < k {
@@ -182,7 +199,7 @@ pub fn diversity_sample(
         };
         is_selected[next] = true;
         chosen.push(next);
-        update_nearest(emb, &mut nearest, next);
+        lower(&mut nearest, next);
         nearest[next] = 0.0;
     }
     Ok(chosen)

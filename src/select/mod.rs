@@ -1,10 +1,12 @@
 //! Choosing which images to label: diversity-based sampling with temperature (the paper's
 //! Eq. 1–2), used for initial sets and, on model embeddings, by the query strategies.
+mod device;
 mod diversity;
 mod npy;
 mod pool;
 mod strategies;
 
+pub use device::diversity_sample_on;
 pub use diversity::{diversity_sample, Embeddings, SelectError};
 pub use npy::read_embeddings_npy;
 pub use pool::score_pool;
