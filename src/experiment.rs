@@ -319,9 +319,18 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         } else {
             let unlabeled = unlabeled_pool(dataset.train.len(), &labeled);
             let bar = progress_bar(&format!("cycle {cycle}/{}", n_cycles - 1));
-            let checkpointing =
-                Checkpointing { path: train_state.clone(), every: checkpoint_every, config_hash: result.config_hash.clone(), cycle };
-            log(&format!("cycle {cycle}/{}: training on {} labels for {} steps", n_cycles - 1, labeled.len(), config.train.steps));
+            let checkpointing = Checkpointing {
+                path: train_state.clone(),
+                every: checkpoint_every,
+                config_hash: result.config_hash.clone(),
+                cycle,
+            };
+            log(&format!(
+                "cycle {cycle}/{}: training on {} labels for {} steps",
+                n_cycles - 1,
+                labeled.len(),
+                config.train.steps
+            ));
             let outcome = match train(config, &data, &labeled, &unlabeled, &mut rng, &bar, Some(&checkpointing)) {
                 Ok(outcome) => outcome,
                 Err(TrainError::Interrupted { step }) => return Err(RunError::Interrupted { cycle, step: Some(step) }),

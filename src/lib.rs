@@ -9,6 +9,7 @@ pub mod interrupt;
 pub mod metrics;
 pub mod models;
 pub mod report;
+pub mod scheduler;
 pub mod select;
 pub mod stats;
 pub mod store;

@@ -170,7 +170,8 @@ fn sigterm_mid_training_saves_the_state_and_the_rerun_ends_exactly_as_an_uninter
     assert_eq!(status.code(), Some(75), "{seen:?} {rest:?}");
     assert!(rest.iter().any(|l| l.contains("interrupted in cycle 1 at training step")), "{rest:?}");
     assert!(stopped.join("out/train-state.ot").exists(), "state saved on SIGTERM");
-    let partial: Value = serde_json::from_str(&std::fs::read_to_string(stopped.join("out/result.json")).unwrap()).unwrap();
+    let partial: Value =
+        serde_json::from_str(&std::fs::read_to_string(stopped.join("out/result.json")).unwrap()).unwrap();
     assert_eq!(partial["cycles"].as_array().unwrap().len(), 1);
 
     let resumed = finish(ssal_run(&cfg, &stopped), &stopped);

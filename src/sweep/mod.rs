@@ -1,6 +1,14 @@
 //! Sweeps: a base experiment config plus a grid of axes over any config field, expanded into
 //! jobs whose ids are content hashes of their full configs (so re-planning gives the same ids
 //! and identical configs collapse to one job).
+mod runner;
+mod script;
+mod state;
+
+pub use runner::{RunnerError, SweepRunner, Tally};
+pub use script::{render_array_script, ArrayScript, SlurmSettings};
+pub use state::{JobState, StateDb, StateError, TrackedJob};
+
 use crate::config::{ConfigError, ExperimentConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -43,6 +51,9 @@ struct SweepFile {
     /// Extra combinations added after the product (fields not given take the base values).
     #[serde(default)]
     include: Vec<BTreeMap<Spanned<String>, Value>>,
+    /// Resources and behaviour of Slurm job arrays. Default: see [`SlurmSettings`].
+    #[serde(default)]
+    slurm: SlurmSettings,
 }
 
 /// One planned job.
@@ -62,6 +73,8 @@ pub struct Plan {
     pub jobs: Vec<Job>,
     /// Axes in order, with their values.
     pub axes: Vec<(String, Vec<Value>)>,
+    /// The sweep file's `[slurm]` table.
+    pub slurm: SlurmSettings,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -234,7 +247,7 @@ pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
     if let Some(seed) = file.shuffle_seed {
         jobs.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     }
-    Ok(Plan { name, jobs, axes })
+    Ok(Plan { name, jobs, axes, slurm: file.slurm })
 }
 
 fn describe(label: &[(String, String)]) -> String {

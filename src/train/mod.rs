@@ -7,8 +7,8 @@ mod state;
 
 pub use adam::Adam;
 pub use ema::Ema;
-pub use state::{Checkpointing, TrainError};
 pub use mixmatch::{mixmatch_loss, sharpen};
+pub use state::{Checkpointing, TrainError};
 
 use crate::config::{ExperimentConfig, Method};
 use crate::data::{augment_batch, index_tensor, AugmentParams, Dataset};

@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod sweep;
+
 /// Semi-supervised active learning experiments, sweeps and statistics.
 #[derive(Debug, Parser)]
 #[command(name = "ssal", version, about)]
@@ -139,13 +141,42 @@ enum ExportFormat {
 #[derive(Debug, Subcommand)]
 enum SweepCommand {
     /// Dry run: expand the grid, write one config per job under RESULTS/<sweep>/jobs/<id>/,
-    /// print the job count and the count per axis value. Touches no scheduler.
+    /// print the job count, the count per axis value and the Slurm batch script of the first
+    /// array. Touches no scheduler.
     Plan {
-        /// Sweep file (TOML: `[base]`, `[grid]`, `[[exclude]]`, `[[include]]`).
+        /// Sweep file (TOML: `[base]`, `[grid]`, `[[exclude]]`, `[[include]]`, `[slurm]`).
         file: PathBuf,
-        /// Results root. Default: results.
-        #[arg(long, default_value = "results")]
-        results: PathBuf,
+        #[command(flatten)]
+        at: sweep::SweepAt,
+    },
+    /// Plan and submit every job not yet submitted. Local runs wait until all are done.
+    Submit {
+        file: PathBuf,
+        #[command(flatten)]
+        at: sweep::SweepAt,
+        #[command(flatten)]
+        how: sweep::SubmitOptions,
+    },
+    /// Counts of jobs by state and the failed jobs with their logs (one `squeue` call).
+    Status {
+        file: PathBuf,
+        #[command(flatten)]
+        at: sweep::SweepAt,
+    },
+    /// Resubmit only jobs without a complete result that are not queued or running
+    /// (planned, failed, cancelled); running it twice submits nothing twice.
+    Resume {
+        file: PathBuf,
+        #[command(flatten)]
+        at: sweep::SweepAt,
+        #[command(flatten)]
+        how: sweep::SubmitOptions,
+    },
+    /// Cancel the sweep's queued and running Slurm tasks (they checkpoint first).
+    Cancel {
+        file: PathBuf,
+        #[command(flatten)]
+        at: sweep::SweepAt,
     },
 }
 
@@ -209,18 +240,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Sweep { command: SweepCommand::Plan { file, results } } => {
-            let plan = crate::sweep::plan_file(&file)?;
-            let dir = results.join(&plan.name);
-            plan.write(&dir)?;
-            println!("sweep {}: {} jobs", plan.name, plan.jobs.len());
-            for (axis, counts) in plan.counts_per_axis() {
-                let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{v}: {n}")).collect();
-                println!("  {axis:<20} {}", parts.join(", "));
-            }
-            println!("configs: {}/jobs/<job id>/config.toml; index: {}/plan.tsv", dir.display(), dir.display());
-            Ok(())
-        }
+        Command::Sweep { command } => sweep::dispatch(command),
         Command::Results { command: ResultsCommand::Ingest { dirs, db } } => {
             let mut store = crate::store::Store::open(&db)?;
             for dir in dirs {

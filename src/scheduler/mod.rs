@@ -1,0 +1,59 @@
+//! Where jobs run: Slurm job arrays or child processes on this machine, behind one small trait so
+//! the sweep's state machine (`sweep::runner`) is written once.
+mod local;
+mod slurm;
+
+pub use local::LocalScheduler;
+pub use slurm::{parse, SlurmScheduler};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// One job to run: its id and its directory (`config.toml` in, `result.json` and `log.txt` out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub job_id: String,
+    pub dir: PathBuf,
+}
+
+/// What the scheduler says of a submitted task. A task a scheduler no longer knows is absent
+/// from a poll's answer; the caller then looks at the task's result file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// Waiting to start (pending, configuring, requeued, preempted and waiting again, …).
+    Queued,
+    Running,
+    /// Ended by itself; `success` is the exit status (the result file has the last word).
+    Ended {
+        success: bool,
+    },
+    /// Cancelled by a person or by ssal.
+    Cancelled,
+}
+
+/// Errors of talking to a scheduler.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("`{command}` not found: is this a Slurm login node with Slurm on PATH? ({source})")]
+    Missing { command: String, source: std::io::Error },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed { command: String, status: String, stderr: String },
+    #[error("cannot understand the output of `{command}`: {message}")]
+    Parse { command: String, message: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A backend: submit tasks, ask how they are, cancel them.
+pub trait Scheduler {
+    /// Short name stored with each job ("slurm" or "local").
+    fn name(&self) -> &'static str;
+    /// How many tasks may be handed over at once (Slurm: the array size limit).
+    fn max_batch(&self) -> usize;
+    /// Hands `tasks` over; returns one handle per task, in order.
+    fn submit(&mut self, tasks: &[Task]) -> Result<Vec<String>, SchedulerError>;
+    /// The state of every handle the scheduler still knows, in one query.
+    fn poll(&mut self, handles: &[String]) -> Result<HashMap<String, Observed>, SchedulerError>;
+    /// Stops the given tasks (running ones get SIGTERM, so they checkpoint first).
+    fn cancel(&mut self, handles: &[String]) -> Result<(), SchedulerError>;
+}

@@ -1,0 +1,260 @@
+//! Slurm batch scripts: the `[slurm]` table of a sweep file and the job-array script rendered
+//! from `templates/slurm-array.sh.j2` (or a site's own template) with every value shell-quoted.
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The built-in array template, compiled in so the binary needs no files beside it.
+const ARRAY_TEMPLATE: &str = include_str!("../../templates/slurm-array.sh.j2");
+
+/// `[slurm]` in a sweep file: resources of each array task and how the sweep uses the queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSettings {
+    /// `--partition`. Default: the cluster's default partition.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// `--account`. Default: the user's default account.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// `--qos`. Default: none.
+    #[serde(default)]
+    pub qos: Option<String>,
+    /// `--time` of one task (a task near it checkpoints and is requeued). Default: "24:00:00".
+    #[serde(default = "default_time")]
+    pub time: String,
+    /// `--mem`. Default: "16G".
+    #[serde(default = "default_mem")]
+    pub mem: String,
+    /// `--cpus-per-task`. Default: 4.
+    #[serde(default = "default_cpus")]
+    pub cpus_per_task: u32,
+    /// `--gres`, e.g. "gpu:1". Default: none.
+    #[serde(default)]
+    pub gres: Option<String>,
+    /// At most this many tasks of one array run at once (`--array=…%N`). Default: no limit.
+    #[serde(default)]
+    pub throttle: Option<usize>,
+    /// At most this many of the sweep's tasks queued or running at once; later chunks are
+    /// submitted as earlier ones finish (sites cap users at 100–1,000). Default: 500.
+    #[serde(default = "default_max_queued")]
+    pub max_queued: usize,
+    /// Seconds before the time limit at which Slurm sends USR1 (`--signal=B:USR1@N`). Default: 120.
+    #[serde(default = "default_signal")]
+    pub signal_seconds: u32,
+    /// Requeue a task that checkpointed before its time limit (`--requeue`). Default: true.
+    #[serde(default = "default_true")]
+    pub requeue: bool,
+    /// Attempts per job before a failed job is left failed. Default: 3.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// `ssal run --checkpoint-every` in seconds. Default: 600.
+    #[serde(default = "default_checkpoint")]
+    pub checkpoint_every: u64,
+    /// Extra `#SBATCH` lines, without the prefix (e.g. "--constraint=a100"). Default: none.
+    #[serde(default)]
+    pub extra: Vec<String>,
+    /// Shell lines run before ssal in each task (e.g. "module load cuda"). Default: none.
+    #[serde(default)]
+    pub setup: Vec<String>,
+    /// A site's own array template (minijinja), instead of the built-in one. Default: built-in.
+    #[serde(default)]
+    pub template: Option<PathBuf>,
+    /// The ssal binary the tasks run. Default: the binary that submits.
+    #[serde(default)]
+    pub ssal: Option<PathBuf>,
+}
+
+fn default_time() -> String {
+    "24:00:00".into()
+}
+fn default_mem() -> String {
+    "16G".into()
+}
+fn default_cpus() -> u32 {
+    4
+}
+fn default_max_queued() -> usize {
+    500
+}
+fn default_signal() -> u32 {
+    120
+}
+fn default_true() -> bool {
+    true
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_checkpoint() -> u64 {
+    600
+}
+
+impl Default for SlurmSettings {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+/// What one array submission needs besides the settings.
+#[derive(Debug, Clone)]
+pub struct ArrayScript<'a> {
+    pub sweep: &'a str,
+    /// File with one job id per line; task i runs line i+1.
+    pub task_list: &'a Path,
+    pub tasks: usize,
+    /// `results/<sweep>/jobs`, holding `<job id>/config.toml`.
+    pub jobs_dir: &'a Path,
+    /// Slurm's own output file pattern (the job's output goes to `<job dir>/log.txt`).
+    pub slurm_log: &'a Path,
+    pub ssal: &'a Path,
+}
+
+/// Errors of rendering, naming the template.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("cannot read template {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("template {name}: {message}")]
+    Render { name: String, message: String },
+    #[error("[slurm] {field}: {message}")]
+    Setting { field: &'static str, message: String },
+}
+
+fn quote(value: String) -> Result<String, minijinja::Error> {
+    shlex::try_quote(&value).map(|q| q.into_owned()).map_err(|e| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("cannot shell-quote {value:?}: {e}"))
+    })
+}
+
+/// Renders the job-array batch script.
+pub fn render_array_script(settings: &SlurmSettings, array: &ArrayScript) -> Result<String, ScriptError> {
+    for (field, lines) in [("extra", &settings.extra), ("setup", &settings.setup)] {
+        if let Some(bad) = lines.iter().find(|l| l.contains('\n')) {
+            return Err(ScriptError::Setting {
+                field,
+                message: format!("{bad:?} spans several lines; give one entry per line"),
+            });
+        }
+    }
+    let (name, source) = match &settings.template {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read_to_string(path).map_err(|source| ScriptError::Read { path: path.clone(), source })?,
+        ),
+        None => ("templates/slurm-array.sh.j2".to_string(), ARRAY_TEMPLATE.to_string()),
+    };
+    let render_error = |e: minijinja::Error| ScriptError::Render { name: name.clone(), message: format!("{e:#}") };
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_filter("q", quote);
+    env.add_template("array", &source).map_err(render_error)?;
+    let path = |p: &Path| p.display().to_string();
+    let context = minijinja::context! {
+        sweep => array.sweep,
+        job_name => format!("ssal-{}", array.sweep),
+        tasks => array.tasks,
+        throttle => settings.throttle,
+        slurm_log => path(array.slurm_log),
+        time => &settings.time,
+        mem => &settings.mem,
+        cpus_per_task => settings.cpus_per_task,
+        partition => &settings.partition,
+        account => &settings.account,
+        qos => &settings.qos,
+        gres => &settings.gres,
+        signal_seconds => settings.signal_seconds,
+        requeue => settings.requeue,
+        extra => &settings.extra,
+        setup => &settings.setup,
+        task_list => path(array.task_list),
+        jobs_dir => path(array.jobs_dir),
+        ssal => path(array.ssal),
+        checkpoint_every => settings.checkpoint_every,
+    };
+    let mut script = env.get_template("array").and_then(|t| t.render(context)).map_err(render_error)?;
+    script.push('\n');
+    Ok(script)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(settings: &SlurmSettings) -> String {
+        let array = ArrayScript {
+            sweep: "it's a test",
+            task_list: Path::new("/data/my results/tasks-0.txt"),
+            tasks: 6,
+            jobs_dir: Path::new("/data/my results/jobs"),
+            slurm_log: Path::new("/data/my results/logs/%A_%a.out"),
+            ssal: Path::new("/opt/ssal bin/ssal"),
+        };
+        render_array_script(settings, &array).unwrap()
+    }
+
+    #[test]
+    fn defaults_render_the_documented_directives() {
+        let s = render(&SlurmSettings::default());
+        for line in [
+            "#SBATCH --array=0-5\n",
+            "#SBATCH --time=24:00:00\n",
+            "#SBATCH --mem=16G\n",
+            "#SBATCH --cpus-per-task=4\n",
+            "#SBATCH --signal=B:USR1@120\n",
+            "#SBATCH --requeue\n",
+            "--checkpoint-every 600 ",
+        ] {
+            assert!(s.contains(line), "missing {line:?} in\n{s}");
+        }
+        assert!(!s.contains("--partition") && !s.contains("--gres") && !s.contains("--qos"), "{s}");
+        assert!(s.starts_with("#!/bin/bash\n"));
+    }
+
+    #[test]
+    fn awkward_values_are_shell_quoted() {
+        let settings = SlurmSettings {
+            partition: Some("gpu nodes".into()),
+            account: Some("o'brien".into()),
+            gres: Some("gpu:1".into()),
+            throttle: Some(2),
+            extra: vec!["--constraint=a100".into()],
+            setup: vec!["module load cuda/12".into()],
+            ..Default::default()
+        };
+        let s = render(&settings);
+        assert!(s.contains("#SBATCH --array=0-5%2\n"), "{s}");
+        assert!(s.contains("#SBATCH --partition='gpu nodes'\n"), "{s}");
+        assert!(s.contains(r#"#SBATCH --account="o'brien""#), "{s}");
+        assert!(s.contains("#SBATCH --gres=gpu:1\n"), "{s}");
+        assert!(s.contains("#SBATCH --constraint=a100\n") && s.contains("\nmodule load cuda/12\n"), "{s}");
+        assert!(s.contains("'/data/my results/tasks-0.txt'"), "{s}");
+        assert!(s.contains("job_dir='/data/my results/jobs'/\"$job_id\""), "{s}");
+        assert!(s.contains("'/opt/ssal bin/ssal' run"), "{s}");
+        // The quoted script is valid shell.
+        let check = std::process::Command::new("bash").args(["-n", "-c", &s]).status().unwrap();
+        assert!(check.success());
+    }
+
+    #[test]
+    fn bad_settings_and_templates_are_named() {
+        let multi = SlurmSettings { extra: vec!["--a\n--b".into()], ..Default::default() };
+        let array = ArrayScript {
+            sweep: "s",
+            task_list: Path::new("t"),
+            tasks: 1,
+            jobs_dir: Path::new("j"),
+            slurm_log: Path::new("l"),
+            ssal: Path::new("ssal"),
+        };
+        let e = render_array_script(&multi, &array).unwrap_err().to_string();
+        assert!(e.contains("[slurm] extra"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let tpl = dir.path().join("site.j2");
+        std::fs::write(&tpl, "#SBATCH --x={{ no_such_value }}\n").unwrap();
+        let bad = SlurmSettings { template: Some(tpl.clone()), ..Default::default() };
+        let e = render_array_script(&bad, &array).unwrap_err().to_string();
+        assert!(e.contains("site.j2") && e.contains("undefined value") && e.contains(":1"), "{e}");
+        let e = toml::from_str::<SlurmSettings>("partiton = \"gpu\"").unwrap_err().to_string();
+        assert!(e.contains("partiton"), "{e}");
+    }
+}
