@@ -2,6 +2,8 @@
 # Sets everything up (scripts/setup.sh) and runs the whole test suite.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The Slurm integration test (tests/slurm_cluster.rs) starts a single-node cluster from these.
+export SSAL_APT_EXTRA="slurmctld slurmd slurm-client munge ${SSAL_APT_EXTRA:-}"
 SSAL_NO_BUILD=1 . "$repo/scripts/setup.sh"
 cd "$repo"
 # One build profile for the binary, the benchmarks and the tests: libtorch's C++ glue is compiled once.

@@ -1,4 +1,6 @@
 //! `ssal sweep plan` through the real binary: files on disk, stable ids, bad input.
+mod common;
+
 use ssal::config::ExperimentConfig;
 use std::process::Command;
 
@@ -58,4 +60,59 @@ fn the_paper_analogue_sweeps_plan_as_documented() {
         assert_eq!(cfg.query.budgets, vec![50, 50, 100]);
         assert_eq!(cfg.init.temperature, 0.5);
     }
+}
+
+#[test]
+fn local_backend_runs_every_job_and_resume_then_submits_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 200, 50, false);
+    let sweep = t.path().join("local.toml");
+    std::fs::write(
+        &sweep,
+        format!(
+            "[base]\ndevice = \"cpu\"\nmethod = \"supervised\"\n[base.dataset]\npath = \"{}\"\n[base.labeled]\nsize = 20\n\
+             [base.train]\nsteps = 20\nbatch_size = 8\neval_every = 10\n[grid]\nseed = [0, 1, 2]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let results = t.path().join("results");
+    let sweep_cmd = |args: &[&str]| {
+        let mut all = vec!["sweep"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[sweep.to_str().unwrap(), "--results", results.to_str().unwrap()]);
+        Command::new(env!("CARGO_BIN_EXE_ssal")).args(&all).output().unwrap()
+    };
+    let out = sweep_cmd(&["submit"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("submitted 3 jobs") && stdout.contains("3 done"), "{stdout}");
+    for line in std::fs::read_to_string(results.join("local/plan.tsv")).unwrap().lines().skip(1) {
+        let id = line.split('\t').nth(1).unwrap();
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(results.join("local/jobs").join(id).join("result.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r["complete"], true);
+        assert!(std::fs::read_to_string(results.join("local/jobs").join(id).join("log.txt"))
+            .unwrap()
+            .contains("accuracy"));
+    }
+    let status = sweep_cmd(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("| done | 3 |"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let again = sweep_cmd(&["resume"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("submitted 0 jobs"));
+    // Slurm commands missing (no SLURM_CONF cluster here): a clear error, exit 2.
+    let slurm = Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args(["sweep", "cancel", sweep.to_str().unwrap(), "--results", results.to_str().unwrap()])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(slurm.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&slurm.stderr).contains("scontrol"), "{}", String::from_utf8_lossy(&slurm.stderr));
 }
