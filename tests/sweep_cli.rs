@@ -63,6 +63,46 @@ fn the_paper_analogue_sweeps_plan_as_documented() {
 }
 
 #[test]
+fn the_papers_own_sweeps_plan_with_the_papers_settings_and_one_gpu_per_task() {
+    use ssal::config::{Method, ModelKind, QueryStrategy};
+    let t = tempfile::tempdir().unwrap();
+    let sweeps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+    for (name, jobs, model, budgets, n_a, median, lambda_u) in [
+        ("cifar10-paper", 30, ModelKind::Wrn28_2, vec![50, 50, 250, 250, 250], 50, 20, 75.0),
+        ("caltech101-paper", 25, ModelKind::Resnet18, vec![388, 388, 388], 10, 6, 150.0),
+    ] {
+        let o = plan(&sweeps.join(format!("{name}.toml")), t.path());
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains(&format!("{name}: {jobs} jobs")), "{stdout}");
+        // The dry run shows the batch script: one GPU per task, checkpoint-and-requeue wiring.
+        for line in [
+            "#SBATCH --gres=gpu:1",
+            "#SBATCH --signal=B:USR1@120",
+            "#SBATCH --requeue",
+            &format!("#SBATCH --array=0-{}", jobs - 1),
+        ] {
+            assert!(stdout.contains(line), "{name}: no {line:?} in\n{stdout}");
+        }
+        let tsv = std::fs::read_to_string(t.path().join(name).join("plan.tsv")).unwrap();
+        let mut seeds = std::collections::BTreeSet::new();
+        for id in tsv.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap()) {
+            let cfg = ExperimentConfig::load(&t.path().join(name).join("jobs").join(id).join("config.toml")).unwrap();
+            assert_eq!(cfg.model, model, "{name}");
+            assert_eq!(cfg.query.budgets, budgets, "{name}");
+            assert_eq!((cfg.query.augmentations, cfg.train.median_of, cfg.mixmatch.lambda_u), (n_a, median, lambda_u));
+            assert_eq!((cfg.train.lr, cfg.train.weight_decay, cfg.train.ema_decay), (0.002, 4e-5, 0.999));
+            assert_eq!(cfg.init.temperature, 0.5);
+            let supervised =
+                matches!(cfg.query.strategy, QueryStrategy::Entropy | QueryStrategy::Coreset | QueryStrategy::Badge);
+            assert_eq!(cfg.method == Method::Supervised, supervised, "{name}: {:?}", cfg.query.strategy);
+            seeds.insert(cfg.seed);
+        }
+        assert_eq!(seeds.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    }
+}
+
+#[test]
 fn local_backend_runs_every_job_and_resume_then_submits_nothing() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
