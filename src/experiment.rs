@@ -215,7 +215,7 @@ fn previous_result(path: &Path, config: &ExperimentConfig) -> Result<Option<RunR
 }
 
 /// libtorch errors carry a C++ stack trace after the message; people need the message.
-fn first_line(e: &impl std::fmt::Display) -> String {
+pub(crate) fn first_line(e: &impl std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 

@@ -4,6 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+/// Exit code of a run stopped by a signal after saving its state (EX_TEMPFAIL: try again).
+pub const EXIT_INTERRUPTED: u8 = 75;
+
 static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
 /// Routes SIGTERM, SIGUSR1 and SIGINT to the stop flag instead of killing the process.

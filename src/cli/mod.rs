@@ -183,9 +183,6 @@ enum SweepCommand {
 /// Exit code for bad input (config, data files, arguments).
 pub const EXIT_BAD_INPUT: u8 = 2;
 
-/// Exit code of a run stopped by a signal after saving its state (EX_TEMPFAIL: try again).
-pub const EXIT_INTERRUPTED: u8 = 75;
-
 /// Parses arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -196,7 +193,7 @@ pub fn main() -> ExitCode {
             let interrupted = e
                 .downcast_ref::<crate::experiment::RunError>()
                 .is_some_and(|r| matches!(r, crate::experiment::RunError::Interrupted { .. }));
-            ExitCode::from(if interrupted { EXIT_INTERRUPTED } else { EXIT_BAD_INPUT })
+            ExitCode::from(if interrupted { crate::interrupt::EXIT_INTERRUPTED } else { EXIT_BAD_INPUT })
         }
     }
 }

@@ -5,9 +5,6 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-/// Exit code of `ssal run` stopped by a signal with its state saved (see `cli::EXIT_INTERRUPTED`).
-const EXIT_INTERRUPTED: i32 = 75;
-
 /// Runs tasks as child processes on this machine.
 pub struct LocalScheduler {
     ssal: PathBuf,
@@ -58,7 +55,8 @@ impl LocalScheduler {
                 let status = child.try_wait().map_err(|e| SchedulerError::Io(e.to_string()))?;
                 if let Some(status) = status {
                     let observed = match status.code() {
-                        Some(EXIT_INTERRUPTED) | None => Observed::Cancelled,
+                        Some(code) if code == i32::from(crate::interrupt::EXIT_INTERRUPTED) => Observed::Cancelled,
+                        None => Observed::Cancelled,
                         Some(code) => Observed::Ended { success: code == 0 },
                     };
                     self.ended.insert(handle.clone(), observed);

@@ -2,6 +2,7 @@
 //! had never stopped (both networks, Adam's moments, the EMA's update count, the RNG, the
 //! samplers' positions, the evaluations so far), in one file replaced atomically.
 use super::{Adam, Ema, EpochSampler, Evaluation};
+use crate::experiment::first_line;
 use crate::models::Network;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -53,10 +54,6 @@ struct SavedMeta {
 fn labeled_hash(labeled: &[usize]) -> String {
     let bytes: Vec<u8> = labeled.iter().flat_map(|&i| (i as u64).to_le_bytes()).collect();
     blake3::hash(&bytes).to_hex()[..16].to_string()
-}
-
-fn first_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 impl Checkpointing {
