@@ -65,8 +65,19 @@ pub struct CycleRecord {
     pub evaluations: Vec<Evaluation>,
     /// Median of the last `train.median_of` evaluations; absent when `train.steps = 0`.
     pub accuracy: Option<f64>,
-    /// Seconds spent training this cycle (selection and scoring excluded).
+    /// Seconds spent training this cycle (selection, scoring and test evaluations excluded).
     pub train_seconds: f64,
+    /// Seconds spent computing the representation the selection works on: for the initial set,
+    /// training RotNet or loading its cache or an imported matrix; later, scoring the pool
+    /// (N_a augmented forward passes). 0 in files from ssal versions before this field.
+    #[serde(default)]
+    pub embed_seconds: f64,
+    /// Seconds spent in the selection itself (sampling or the query strategy). 0 in older files.
+    #[serde(default)]
+    pub query_seconds: f64,
+    /// Seconds spent evaluating the EMA model on the test set during training. 0 in older files.
+    #[serde(default)]
+    pub eval_seconds: f64,
 }
 
 /// Everything a run leaves behind: self-describing, so ingest needs no sweep file.
@@ -278,10 +289,13 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
             return Err(RunError::Interrupted { cycle, step: None });
         }
         let (mut rng, torch_seed) = cycle_seeds(config.seed, cycle);
+        let embed_started = Instant::now();
+        let query_started: Instant;
         let (selected, diversity_value, consistency_value) = if cycle == 0 {
             let bar = progress_bar("embed");
             let embedding = embeddings_for(config, &data, &bar)?;
             bar.finish_and_clear();
+            query_started = Instant::now();
             let labeled = initial_labeled(config, dataset.train.len(), embedding.as_ref(), device)?;
             let div = embedding.as_ref().map(|m| diversity(&m.values, m.dim, &labeled));
             (labeled, div, None)
@@ -303,19 +317,22 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
                 config.train.eval_batch_size,
                 &mut rng,
             );
+            query_started = Instant::now();
             let picks = query(q.strategy, &view, q.budgets[cycle - 1], q.temperature, &mut rng)?;
             let rows: Vec<usize> = picks.iter().map(|&p| view.n_labeled + p).collect();
             let div = diversity(&view.features, view.feature_dim, &rows);
             let cons = rows.iter().map(|&r| view.consistency[r] as f64).sum::<f64>() / rows.len() as f64;
             (picks.into_iter().map(|p| candidates[p]).collect::<Vec<_>>(), Some(div), Some(cons))
         };
+        let embed_seconds = (query_started - embed_started).as_secs_f64();
+        let query_seconds = query_started.elapsed().as_secs_f64();
         result.labeled_indices.extend(&selected);
         let labeled = result.labeled_indices.clone();
         let classes = classes_of(&labeled);
         tch::manual_seed(torch_seed);
         let t0 = Instant::now();
-        let (evaluations, accuracy) = if config.train.steps == 0 {
-            (Vec::new(), None)
+        let (evaluations, accuracy, eval_seconds) = if config.train.steps == 0 {
+            (Vec::new(), None, 0.0)
         } else {
             let unlabeled = unlabeled_pool(dataset.train.len(), &labeled);
             let bar = progress_bar(&format!("cycle {cycle}/{}", n_cycles - 1));
@@ -341,7 +358,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
                 save_checkpoint(&outcome.ema, &checkpoint)?;
             }
             model = Some(outcome.ema);
-            (outcome.evaluations, Some(outcome.accuracy))
+            (outcome.evaluations, Some(outcome.accuracy), outcome.eval_seconds)
         };
         result.cycles.push(CycleRecord {
             cycle,
@@ -353,7 +370,10 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
             consistency: consistency_value,
             evaluations,
             accuracy,
-            train_seconds: t0.elapsed().as_secs_f64(),
+            train_seconds: t0.elapsed().as_secs_f64() - eval_seconds,
+            embed_seconds,
+            query_seconds,
+            eval_seconds,
         });
         result.final_accuracy = accuracy;
         result.complete = cycle + 1 == n_cycles;

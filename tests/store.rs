@@ -17,6 +17,9 @@ fn result(seed: u64, accuracy: f64) -> RunResult {
         evaluations: vec![],
         accuracy: Some(accuracy),
         train_seconds: 1.0,
+        embed_seconds: 0.5,
+        query_seconds: 0.1,
+        eval_seconds: 0.2,
     };
     RunResult {
         ssal_version: "test".into(),

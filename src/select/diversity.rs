@@ -128,8 +128,12 @@ fn pick(nearest: &[f32], temperature: f64, rng: &mut impl Rng) -> Option<usize> 
         return Some(arg);
     }
     let (log_max, exponent) = ((max as f64).ln(), 1.0 / (2.0 * temperature));
-    let weights: Vec<f64> =
-        nearest.iter().map(|&d| if d > 0.0 { (((d as f64).ln() - log_max) * exponent).exp() } else { 0.0 }).collect();
+    // T = 0.5 (k-means++): the weight is d² itself, no logarithms needed.
+    let weights: Vec<f64> = if exponent == 1.0 {
+        nearest.iter().map(|&d| d as f64 / max as f64).collect()
+    } else {
+        nearest.iter().map(|&d| if d > 0.0 { (((d as f64).ln() - log_max) * exponent).exp() } else { 0.0 }).collect()
+    };
     let total: f64 = weights.iter().sum();
     let mut u = rng.random::<f64>() * total;
     let mut last_positive = arg;

@@ -138,8 +138,8 @@ impl Store {
             let key = file.canonicalize().unwrap_or(file.clone()).to_string_lossy().into_owned();
             let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
             let old: Option<String> = tx
-                .query_row("SELECT file_hash FROM runs WHERE path = ?1", [&key], |r| r.get(0))
-                .optional()
+                .prepare_cached("SELECT file_hash FROM runs WHERE path = ?1")
+                .and_then(|mut q| q.query_row([&key], |r| r.get(0)).optional())
                 .map_err(sql)?;
             match old {
                 Some(h) if h == hash => {
@@ -203,9 +203,8 @@ fn insert_run(tx: &rusqlite::Transaction, key: &str, hash: &str, sweep: &str, r:
     };
     let temperature = (c.init.strategy == InitStrategy::Diversity && c.init.embedding != EmbeddingSource::None)
         .then_some(c.init.temperature);
-    tx.execute(
-        "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        params![
+    tx.prepare_cached("INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")?
+        .execute(params![
             key,
             hash,
             r.config_hash,
@@ -221,21 +220,18 @@ fn insert_run(tx: &rusqlite::Transaction, key: &str, hash: &str, sweep: &str, r:
             r.final_accuracy,
             r.wall_seconds,
             serde_json::to_string(c).expect("serialises"),
-        ],
-    )?;
+        ])?;
+    let mut insert_cycle = tx.prepare_cached("INSERT INTO cycles VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
     for cy in &r.cycles {
-        tx.execute(
-            "INSERT INTO cycles VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                key,
-                cy.cycle as i64,
-                cy.n_labeled as i64,
-                cy.accuracy,
-                cy.class_distance,
-                cy.diversity,
-                cy.consistency
-            ],
-        )?;
+        insert_cycle.execute(params![
+            key,
+            cy.cycle as i64,
+            cy.n_labeled as i64,
+            cy.accuracy,
+            cy.class_distance,
+            cy.diversity,
+            cy.consistency
+        ])?;
     }
     Ok(())
 }

@@ -148,6 +148,8 @@ pub struct TrainOutcome {
     pub evaluations: Vec<Evaluation>,
     /// Median of the last `train.median_of` evaluations.
     pub accuracy: f64,
+    /// Seconds spent in test evaluations (in this process: a resumed run counts its part only).
+    pub eval_seconds: f64,
 }
 
 /// Trains a fresh network on `labeled` (and, for MixMatch, `unlabeled`) training indices.
@@ -184,6 +186,7 @@ pub fn train(
     progress.set_length(t.steps as u64);
     progress.set_position(loop_state.step as u64);
     let mut last_save = Instant::now();
+    let mut eval_seconds = 0.0;
     while loop_state.step < t.steps {
         if let Some(ck) = checkpointing {
             let stop = crate::interrupt::requested();
@@ -218,7 +221,9 @@ pub fn train(
         });
         ema.update();
         if (step + 1) % t.eval_every == 0 || step + 1 == t.steps {
+            let eval_started = Instant::now();
             let accuracy = evaluate(&ema_net, data, t.eval_batch_size);
+            eval_seconds += eval_started.elapsed().as_secs_f64();
             loop_state.evaluations.push(Evaluation { step: step + 1, accuracy });
             progress.set_message(format!("loss {:.3} · EMA test acc {:.2}%", loss.double_value(&[]), 100.0 * accuracy));
         }
@@ -228,7 +233,7 @@ pub fn train(
     *rng = loop_state.rng;
     let evaluations = loop_state.evaluations;
     let accuracy = median_of_last(&evaluations, t.median_of);
-    Ok(TrainOutcome { live, ema: ema_net, evaluations, accuracy })
+    Ok(TrainOutcome { live, ema: ema_net, evaluations, accuracy, eval_seconds })
 }
 
 #[cfg(test)]
