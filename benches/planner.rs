@@ -27,6 +27,9 @@ fn main() {
     }
     let floor_s = t1.elapsed().as_secs_f64();
     assert_eq!(last, plan.jobs.last().unwrap().id);
-    println!("| plan 100,000 jobs | {plan_s:.3} s | serialise + hash floor {floor_s:.3} s | ratio {:.2}× | target < 1 s: {} |",
-        plan_s / floor_s, if plan_s < 1.0 { "met" } else { "NOT met" });
+    println!(
+        "| plan a 100,000-job grid (1,000 seeds × 20 sizes × 5 T) in memory | {plan_s:.3} s | serialise + hash the same configs {floor_s:.3} s | {:.2}× the floor | < 1 s: {} | — |",
+        plan_s / floor_s,
+        if plan_s < 1.0 { "met" } else { "**not met**" }
+    );
 }

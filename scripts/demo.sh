@@ -7,10 +7,11 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 sweep=sweeps/fmnist-demo.toml
 name=fmnist-demo
+results=${SSAL_RESULTS:-results}   # results root (the benchmark times the demo in a fresh one)
 # Runs every job without a complete result on this machine, one at a time, with a progress bar;
-# each job's output goes to results/$name/jobs/<id>/log.txt. Re-running resumes.
-ssal sweep resume "$sweep" --backend local
-ssal results ingest "results/$name" --db "results/$name/ssal.db"
+# each job's output goes to $results/$name/jobs/<id>/log.txt. Re-running resumes.
+ssal sweep resume "$sweep" --backend local --results "$results"
+ssal results ingest "$results/$name" --db "$results/$name/ssal.db"
 echo
-ssal report --db "results/$name/ssal.db" --baseline method=supervised
-ssal plot --db "results/$name/ssal.db" --out "results/$name/plots"
+ssal report --db "$results/$name/ssal.db" --baseline method=supervised
+ssal plot --db "$results/$name/ssal.db" --out "$results/$name/plots"

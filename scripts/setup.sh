@@ -7,6 +7,8 @@
 #   SSAL_NO_BUILD=1 skip `cargo build --release`
 set -euo pipefail
 TORCH_VERSION=2.11.0   # pinned together with tch = "=0.24.0" in Cargo.toml
+NUMPY_VERSION=2.4.6     # benchmark references only
+SKLEARN_VERSION=1.9.1
 SSAL_CACHE=${SSAL_CACHE:-$HOME/.cache/ssal}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -32,7 +34,12 @@ if ! "$venv/bin/python" -c "import torch,sys; sys.exit(torch.__version__.split('
   mkdir -p "$SSAL_CACHE"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q "torch==$TORCH_VERSION" numpy
+  "$venv/bin/pip" install -q "torch==$TORCH_VERSION"
+fi
+# NumPy and scikit-learn: the Python references of the benchmarks (benches/reference/).
+if ! "$venv/bin/python" -c "import numpy, sklearn" 2>/dev/null; then
+  log "adding numpy and scikit-learn to $venv"
+  "$venv/bin/pip" install -q "numpy==$NUMPY_VERSION" "scikit-learn==$SKLEARN_VERSION"
 fi
 
 # 3. Point the build at it; build.rs embeds an rpath to $LIBTORCH/lib.

@@ -8,3 +8,6 @@ SSAL_NO_BUILD=1 . "$repo/scripts/setup.sh"
 cd "$repo"
 # One build profile for the binary, the benchmarks and the tests: libtorch's C++ glue is compiled once.
 cargo test --release --no-fail-fast
+# The benchmarks are not run here (scripts/bench.sh does), but they must keep compiling.
+cargo bench --no-run --quiet
+"$SSAL_VENV/bin/python" -m py_compile benches/reference/reference.py

@@ -1,0 +1,369 @@
+//! ssal's hot paths, each timed against a reference measured in the same run on the same machine:
+//! the Python references in `benches/reference/reference.py` (NumPy / PyTorch eager, run with
+//! `$SSAL_PYTHON`) and, for diversity sampling, the memory-bandwidth floor. Prints Markdown table
+//! rows (`scripts/bench.sh` collects them into docs/benchmarks.md).
+//!
+//! `cargo bench --bench hotpaths -- diversity|consistency MODEL POOL|mixmatch|store`
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use ssal::config::{ExperimentConfig, Method, ModelKind, QueryStrategy};
+use ssal::data::{AugmentParams, Dataset};
+use ssal::experiment::{CycleRecord, RunResult};
+use ssal::models::Network;
+use ssal::select::{diversity_sample, score_pool, Embeddings};
+use ssal::store::Store;
+use ssal::train::{train, DeviceData, Evaluation};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+use tch::{Device, Tensor};
+
+/// Runs `reference.py ARGS` and returns its JSON answer.
+fn reference(args: &[&str]) -> serde_json::Value {
+    let python = std::env::var("SSAL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/reference.py");
+    let out = Command::new(&python).arg(&script).args(args).output().expect("runs the Python reference");
+    assert!(out.status.success(), "{python} {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the reference prints one JSON object")
+}
+
+/// Peak resident set size of this process so far (VmHWM), MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok());
+    kb.unwrap_or(f64::NAN) / 1024.0
+}
+
+/// A target's verdict: "TEXT: met" or "TEXT: **not met**".
+fn verdict(text: &str, met: bool) -> String {
+    format!("{text}: {}", if met { "met" } else { "**not met**" })
+}
+
+/// The verdict of a speed-up target (least acceptable reference / ssal time ratio).
+fn faster(target: f64, ssal_s: f64, reference_s: f64) -> String {
+    verdict(&format!("≥ {target}× faster"), reference_s / ssal_s >= target)
+}
+
+/// One table row comparing ssal with a reference.
+fn row(name: &str, ssal_s: f64, reference_name: &str, reference_s: f64, target: String, note: &str) {
+    let speedup = reference_s / ssal_s;
+    println!("| {name} | {ssal_s:.3} s | {reference_name} {reference_s:.3} s | {speedup:.2}× | {target} | {note} |");
+}
+
+fn ms(x: f64) -> f64 {
+    x * 1e3
+}
+
+/// k = 1,000 picks from N = 50,000 × d = 512: ssal vs BADGE-style NumPy, and vs k streaming reads.
+fn diversity() {
+    let (n, d, k) = (50_000usize, 512usize, 1_000usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let values: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>()).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let npy = dir.path().join("x.npy");
+    Tensor::from_slice(&values).view([n as i64, d as i64]).write_npy(&npy).expect("writes .npy");
+    let emb = Embeddings::new(&values, d).expect("finite");
+    let first = 0usize;
+    let rss_before = peak_rss_mib();
+
+    // The floor: k full streaming reads of the matrix, on all cores (sampled: k/10 reads × 10).
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let chunk = values.len().div_ceil(threads);
+    let reads = k / 10;
+    let t0 = Instant::now();
+    let mut sink = 0f32;
+    for _ in 0..reads {
+        sink += std::thread::scope(|s| {
+            let parts: Vec<_> = values
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut acc = [0f32; 8];
+                        for c in part.chunks_exact(8) {
+                            for j in 0..8 {
+                                acc[j] += c[j];
+                            }
+                        }
+                        acc.iter().sum::<f32>()
+                    })
+                })
+                .collect();
+            parts.into_iter().map(|h| h.join().unwrap()).sum::<f32>()
+        });
+    }
+    let floor = t0.elapsed().as_secs_f64() * (k / reads) as f64;
+    assert!(sink.is_finite());
+    let gbps = (n * d * 4 * reads) as f64 / (floor / (k / reads) as f64) / 1e9;
+
+    for temperature in [0.0, 0.5] {
+        let t0 = Instant::now();
+        let picks = diversity_sample(&emb, k, temperature, &[first], &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let ssal_s = t0.elapsed().as_secs_f64();
+        let rss_extra = peak_rss_mib() - rss_before;
+        let py = reference(&[
+            "diversity",
+            "--embeddings",
+            npy.to_str().unwrap(),
+            "--k",
+            &k.to_string(),
+            "--temperature",
+            &temperature.to_string(),
+            "--first",
+            &first.to_string(),
+        ]);
+        let py_s = py["seconds"].as_f64().unwrap();
+        let py_chosen: Vec<usize> =
+            py["chosen"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let same = picks.iter().zip(&py_chosen).take_while(|(a, b)| a == b).count();
+        let agreement = if temperature == 0.0 {
+            format!("; first {same} of {k} picks identical to NumPy's")
+        } else {
+            String::new()
+        };
+        row(
+            &format!("diversity sampling T = {temperature}, k = {k}, N = {n}, d = {d}"),
+            ssal_s,
+            "NumPy init_centers",
+            py_s,
+            faster(3.0, ssal_s, py_s),
+            &format!(
+                "{:.2}× the floor (target ≤ 1.5×); peak RSS {:.0} MiB of which sampling added {:.1} MiB \
+                 (matrix {:.0} MiB; NumPy process peak {:.0} MiB){agreement}",
+                ssal_s / floor,
+                peak_rss_mib(),
+                rss_extra,
+                (n * d * 4) as f64 / (1 << 20) as f64,
+                py["peak_rss_mb"].as_f64().unwrap()
+            ),
+        );
+    }
+    println!(
+        "| memory-bandwidth floor: {k} streaming reads of the {n} × {d} matrix ({threads} threads) | {floor:.3} s | — | — | — | {gbps:.1} GB/s; measured on {reads} reads, scaled ×{} |",
+        k / reads
+    );
+}
+
+fn fmnist() -> (ExperimentConfig, Dataset) {
+    let config = ExperimentConfig::default();
+    let ds = Dataset::load(&config).expect("Fashion-MNIST is installed (scripts/setup.sh)");
+    (config, ds)
+}
+
+/// N_a = 50 augmented forward passes over a pool: ssal's `score_pool` vs PyTorch eager.
+fn consistency(model: &str, pool: usize) {
+    let kind = match model {
+        "small_cnn" => ModelKind::SmallCnn,
+        "wrn28_2" => ModelKind::Wrn28_2,
+        other => panic!("model {other}: expected small_cnn or wrn28_2"),
+    };
+    let (config, ds) = fmnist();
+    let augment = AugmentParams { crop_padding: config.dataset.crop_padding, horizontal_flip: true };
+    let data = DeviceData::new(&ds, Device::Cpu, augment);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let images = dir.path().join("images.npy");
+    ds.train.images.narrow(0, 0, pool as i64).write_npy(&images).expect("writes .npy");
+    tch::manual_seed(0);
+    let net = Network::new(kind, 1, 10, Device::Cpu);
+    let (augmentations, batch) = (50usize, config.train.eval_batch_size);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let candidates: Vec<usize> = (0..pool).collect();
+    score_pool(&net, &data, &[], &candidates[..batch / (augmentations + 1)], augmentations, batch, &mut rng);
+    let t0 = Instant::now();
+    let view = score_pool(&net, &data, &[], &candidates, augmentations, batch, &mut rng);
+    let ssal_s = t0.elapsed().as_secs_f64();
+    assert_eq!(view.consistency.len(), pool);
+    let py = reference(&[
+        "consistency",
+        "--images",
+        images.to_str().unwrap(),
+        "--model",
+        model,
+        "--augmentations",
+        &augmentations.to_string(),
+        "--batch-size",
+        &batch.to_string(),
+    ]);
+    row(
+        &format!("consistency scoring, {model}, N_a = {augmentations}, pool {pool}"),
+        ssal_s,
+        "PyTorch eager",
+        py["seconds"].as_f64().unwrap(),
+        faster(1.0, ssal_s, py["seconds"].as_f64().unwrap()),
+        &format!("{:.0} images/s; batch {batch} views", (pool * (augmentations + 1)) as f64 / ssal_s),
+    );
+}
+
+/// MixMatch steps of the small CNN: ssal's `train` vs PyTorch eager, warm-up excluded.
+fn mixmatch() {
+    let (mut config, _) = fmnist();
+    config.method = Method::Mixmatch;
+    config.model = ModelKind::SmallCnn;
+    config.dataset.test_subset = Some(64); // the one evaluation at the last step is negligible
+    let ds = Dataset::load(&config).expect("dataset");
+    let data = DeviceData::new(&ds, Device::Cpu, AugmentParams { crop_padding: 4, horizontal_flip: true });
+    let labeled: Vec<usize> = (0..100).collect();
+    let unlabeled: Vec<usize> = (100..ds.train.len()).collect();
+    let (warmup, steps) = (3usize, 40usize);
+    let mut timed = |n: usize| {
+        config.train.steps = n;
+        config.train.eval_every = n;
+        let t0 = Instant::now();
+        let bar = indicatif::ProgressBar::hidden();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        train(&config, &data, &labeled, &unlabeled, &mut rng, &bar, None).expect("trains");
+        t0.elapsed().as_secs_f64()
+    };
+    let short = timed(warmup);
+    let ssal_s = timed(warmup + steps) - short;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (images, labels) = (dir.path().join("images.npy"), dir.path().join("labels.npy"));
+    ds.train.images.narrow(0, 0, 10_000).write_npy(&images).expect("writes .npy");
+    ds.train.labels.narrow(0, 0, 10_000).write_npy(&labels).expect("writes .npy");
+    let py = reference(&[
+        "mixmatch-step",
+        "--images",
+        images.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--model",
+        "small_cnn",
+        "--warmup",
+        &warmup.to_string(),
+        "--steps",
+        &steps.to_string(),
+    ]);
+    let py_s = py["seconds"].as_f64().unwrap();
+    row(
+        &format!("MixMatch step, small CNN, CPU, batch 64 + 2 × 64 ({steps} steps)"),
+        ssal_s / steps as f64,
+        "PyTorch eager",
+        py_s / steps as f64,
+        faster(1.0, ssal_s, py_s),
+        &format!("{:.1} ms vs {:.1} ms per step", ms(ssal_s / steps as f64), ms(py_s / steps as f64)),
+    );
+}
+
+/// A four-cycle AL run's result, as `ssal run` writes it.
+fn synthetic_result(i: usize) -> RunResult {
+    let strategies = [
+        QueryStrategy::Random,
+        QueryStrategy::Entropy,
+        QueryStrategy::Coreset,
+        QueryStrategy::Badge,
+        QueryStrategy::Consistency,
+        QueryStrategy::ConsistencyEmbedding,
+    ];
+    let mut config = ExperimentConfig::default();
+    config.seed = (i / 12) as u64;
+    config.method = if i % 2 == 0 { Method::Mixmatch } else { Method::Supervised };
+    config.query.strategy = strategies[(i / 2) % 6];
+    config.query.budgets = vec![50, 50, 100];
+    let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
+    let mut labeled = Vec::new();
+    let cycles = [100usize, 50, 50, 100]
+        .iter()
+        .enumerate()
+        .map(|(cycle, &added)| {
+            let selected: Vec<usize> = (0..added).map(|_| rng.random_range(0..60_000)).collect();
+            labeled.extend(&selected);
+            let evaluations: Vec<Evaluation> =
+                (1..=10).map(|s| Evaluation { step: s * 100, accuracy: rng.random_range(0.6..0.8) }).collect();
+            CycleRecord {
+                cycle,
+                n_labeled: labeled.len(),
+                selected,
+                class_histogram: vec![labeled.len() / 10; 10],
+                class_distance: Some(rng.random_range(0.0..0.2)),
+                diversity: Some(rng.random_range(0.5..1.0)),
+                consistency: (cycle > 0).then(|| rng.random_range(0.0..0.1)),
+                accuracy: Some(evaluations.last().unwrap().accuracy),
+                evaluations,
+                train_seconds: 100.0,
+                embed_seconds: 1.0,
+                query_seconds: 0.1,
+                eval_seconds: 5.0,
+            }
+        })
+        .collect::<Vec<_>>();
+    RunResult {
+        ssal_version: "bench".into(),
+        git_commit: "bench".into(),
+        config_hash: config.content_hash(),
+        final_accuracy: cycles.last().unwrap().accuracy,
+        config,
+        device: "Cpu".into(),
+        complete: true,
+        labeled_indices: labeled,
+        cycles,
+        wall_seconds: 500.0,
+    }
+}
+
+/// Ingest of 10,000 result files (vs Python sqlite3 + json) and a report over them.
+fn store() {
+    let files = 10_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let results = dir.path().join("bench-sweep");
+    for i in 0..files {
+        let job = results.join("jobs").join(format!("{i:05}"));
+        std::fs::create_dir_all(&job).unwrap();
+        ssal::experiment::write_json_atomic(&job.join("result.json"), &synthetic_result(i)).unwrap();
+    }
+    let db = dir.path().join("ssal.db");
+    let t0 = Instant::now();
+    let mut store = Store::open(&db).unwrap();
+    let report = store.ingest_dir(&results).unwrap();
+    let ingest_s = t0.elapsed().as_secs_f64();
+    assert_eq!(report.added, files);
+    let py =
+        reference(&["ingest", "--dir", results.to_str().unwrap(), "--db", dir.path().join("py.db").to_str().unwrap()]);
+    assert_eq!(py["files"].as_u64(), Some(files as u64));
+    row(
+        "ingest 10,000 result.json (4 cycles each)",
+        ingest_s,
+        "Python sqlite3 + json",
+        py["seconds"].as_f64().unwrap(),
+        verdict("< 5 s", ingest_s < 5.0),
+        "",
+    );
+    let keys: Vec<String> =
+        ["dataset", "model", "method", "init", "temperature", "strategy"].iter().map(|s| s.to_string()).collect();
+    let t0 = Instant::now();
+    let rows = store.cycle_rows().unwrap();
+    let query_s = t0.elapsed().as_secs_f64();
+    let table = ssal::report::build_table(
+        &rows,
+        ssal::report::Metric::Accuracy,
+        &keys,
+        Some("method=mixmatch, strategy=random"),
+        ssal::report::TestChoice::Auto,
+    );
+    let text = table.render(ssal::report::Format::Md);
+    let report_s = t0.elapsed().as_secs_f64();
+    assert!(table.baseline.is_some() && text.lines().count() > 12);
+    println!(
+        "| report over the 10,000 runs ({} rows × {} label budgets, paired t-tests) | {report_s:.3} s | — | — | {} | SQLite query {query_s:.3} s, table and tests {:.3} s |",
+        table.rows.len(),
+        table.columns.len(),
+        verdict("< 0.5 s", report_s < 0.5),
+        report_s - query_s
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    match args.first().map(String::as_str) {
+        Some("diversity") => diversity(),
+        Some("consistency") => {
+            let model = args.get(1).map_or("small_cnn", String::as_str);
+            let pool = args.get(2).map_or(10_000, |p| p.parse().expect("POOL is a number"));
+            consistency(model, pool)
+        }
+        Some("mixmatch") => mixmatch(),
+        Some("store") => store(),
+        _ => eprintln!("usage: cargo bench --bench hotpaths -- diversity | consistency MODEL POOL | mixmatch | store"),
+    }
+}
