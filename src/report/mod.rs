@@ -14,6 +14,9 @@ pub enum Metric {
     Accuracy,
     ClassDistance,
     Diversity,
+    /// Mean prediction variance (Eq. 3) of a cycle's queried images under the previous model
+    /// (the paper's Fig. 7a); higher means the strategy picked less consistent predictions.
+    Consistency,
 }
 
 impl Metric {
@@ -22,6 +25,7 @@ impl Metric {
             Metric::Accuracy => r.accuracy.map(|a| 100.0 * a),
             Metric::ClassDistance => r.class_distance,
             Metric::Diversity => r.diversity,
+            Metric::Consistency => r.consistency,
         }
     }
     /// Whether larger values are better (class distance: smaller is better).
@@ -390,5 +394,19 @@ pub(crate) mod tests {
         let csv = t.render(Format::Csv);
         assert!(csv.lines().nth(1).unwrap().starts_with("method=mixmatch,100,5,87.14"), "{csv}");
         assert!(t.render(Format::Latex).contains("\\textbf{87.14 $\\pm$ 0.30}"));
+    }
+
+    #[test]
+    fn consistency_metric_reads_the_query_consistency() {
+        // Cycle rows without a consistency (initial sets) are left out of the table.
+        let mut data = vec![sample_row("mixmatch", 0, 100, 0.7), sample_row("mixmatch", 1, 100, 0.7)];
+        for (seed, c) in [(0, 0.02), (1, 0.04)] {
+            data.push(CycleRow { n_labeled: 150, consistency: Some(c), ..sample_row("mixmatch", seed, 150, 0.8) });
+        }
+        let keys: Vec<String> = ROW_KEYS.iter().map(|s| s.to_string()).collect();
+        let t = build_table(&data, Metric::Consistency, &keys, None, TestChoice::Auto);
+        assert_eq!(t.columns, vec![150]);
+        let cell = &t.cells[&("all".to_string(), 150)];
+        assert!((cell.summary.mean - 0.03).abs() < 1e-12);
     }
 }
