@@ -8,14 +8,19 @@ paper and the public reference implementations (BADGE's init_centers, MixMatch).
 import argparse
 import json
 import os
-import resource
 import sqlite3
 import sys
 import time
 
 
 def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # VmHWM of this process image (getrusage's ru_maxrss would include the parent's peak, which
+    # Linux carries across fork + exec).
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 def emit(**fields):
