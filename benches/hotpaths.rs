@@ -108,7 +108,8 @@ fn diversity() {
         let t0 = Instant::now();
         let picks = diversity_sample(&emb, k, temperature, &[first], &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
         let ssal_s = t0.elapsed().as_secs_f64();
-        let (rss_peak, rss_extra) = (status_mib("VmHWM"), status_mib("VmHWM") - rss_before);
+        let rss_peak = status_mib("VmHWM");
+        let rss_extra = rss_peak - rss_before;
         let py = reference(&[
             "diversity",
             "--embeddings",
@@ -152,10 +153,11 @@ fn diversity() {
     );
 }
 
-fn fmnist() -> (ExperimentConfig, Dataset) {
-    let config = ExperimentConfig::default();
-    let ds = Dataset::load(&config).expect("Fashion-MNIST is installed (scripts/setup.sh)");
-    (config, ds)
+/// Fashion-MNIST as `config` loads it, with `config`'s augmentation, on the CPU.
+fn fmnist(config: &ExperimentConfig) -> (Dataset, AugmentParams) {
+    let ds = Dataset::load(config).expect("Fashion-MNIST is installed (scripts/setup.sh)");
+    let d = &config.dataset;
+    (ds, AugmentParams { crop_padding: d.crop_padding, horizontal_flip: d.horizontal_flip })
 }
 
 /// N_a = 50 augmented forward passes over a pool: ssal's `score_pool` vs PyTorch eager.
@@ -165,8 +167,8 @@ fn consistency(model: &str, pool: usize) {
         "wrn28_2" => ModelKind::Wrn28_2,
         other => panic!("model {other}: expected small_cnn or wrn28_2"),
     };
-    let (config, ds) = fmnist();
-    let augment = AugmentParams { crop_padding: config.dataset.crop_padding, horizontal_flip: true };
+    let config = ExperimentConfig::default();
+    let (ds, augment) = fmnist(&config);
     let data = DeviceData::new(&ds, Device::Cpu, augment);
     let dir = tempfile::tempdir().expect("temp dir");
     let images = dir.path().join("images.npy");
@@ -204,12 +206,12 @@ fn consistency(model: &str, pool: usize) {
 
 /// MixMatch steps of the small CNN: ssal's `train` vs PyTorch eager, warm-up excluded.
 fn mixmatch() {
-    let (mut config, _) = fmnist();
+    let mut config = ExperimentConfig::default();
     config.method = Method::Mixmatch;
     config.model = ModelKind::SmallCnn;
     config.dataset.test_subset = Some(64); // the one evaluation at the last step is negligible
-    let ds = Dataset::load(&config).expect("dataset");
-    let data = DeviceData::new(&ds, Device::Cpu, AugmentParams { crop_padding: 4, horizontal_flip: true });
+    let (ds, augment) = fmnist(&config);
+    let data = DeviceData::new(&ds, Device::Cpu, augment);
     let labeled: Vec<usize> = (0..100).collect();
     let unlabeled: Vec<usize> = (100..ds.train.len()).collect();
     let (warmup, steps) = (3usize, 40usize);
