@@ -79,3 +79,21 @@ fn bad_inputs_exit_2_with_a_reason() {
     // A clap usage error also exits 2.
     assert_eq!(ssal(&["select", "--k", "1"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    // `ssal select ... | head -1`: the pipe closes before the 20,000 lines (> 64 KiB, more than a
+    // pipe holds) are written, so the write fails with EPIPE whatever the timing.
+    let t = tempfile::tempdir().unwrap();
+    let x = write(t.path(), "x.npy", &Tensor::randn([20_000, 2], (Kind::Float, tch::Device::Cpu)));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args(["select", "--embeddings", &x, "--k", "20000", "--temperature", "0.5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stderr.is_empty(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+}

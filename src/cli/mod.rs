@@ -2,7 +2,7 @@
 use crate::config::ExperimentConfig;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod sweep;
@@ -198,6 +198,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes a command's output atomically to `out`, or to stdout; a reader that stops early
+/// (`ssal report ... | head`) is not an error.
+fn write_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(path) = out {
+        return Ok(crate::experiment::write_text_atomic(path, text)?);
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("cannot write to stdout"),
+    }
+}
+
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config, out, checkpoint_every } => {
@@ -231,11 +245,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 gpu => crate::select::diversity_sample_on(&emb, k, temperature, &labeled, &mut rng, gpu)?,
             };
             let text: String = chosen.iter().map(|i| format!("{i}\n")).collect();
-            match out {
-                Some(path) => crate::experiment::write_text_atomic(&path, &text)?,
-                None => print!("{text}"),
-            }
-            Ok(())
+            write_output(out.as_deref(), &text)
         }
         Command::Sweep { command } => sweep::dispatch(command),
         Command::Results { command: ResultsCommand::Ingest { dirs, db } } => {
@@ -263,12 +273,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let rows = open_existing(&db)?.cycle_rows()?;
             let mut buf = Vec::new();
             crate::store::write_csv(&rows, &mut buf)?;
-            let text = String::from_utf8(buf)?;
-            match out {
-                Some(path) => crate::experiment::write_text_atomic(&path, &text)?,
-                None => print!("{text}"),
-            }
-            Ok(())
+            write_output(out.as_deref(), &String::from_utf8(buf)?)
         }
         Command::Plot { db, sweep, group_by, out } => {
             let rows = selected_rows(&db, sweep.as_deref(), &group_by)?;
@@ -300,13 +305,14 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             if let (Some(b), None) = (&baseline, &table.baseline) {
                 bail!("--baseline {b:?} matches no row; rows are: {}", table.rows.join(" | "));
             }
-            print!("{}", table.render(format));
+            let mut text = table.render(format);
             if format != crate::report::Format::Csv {
                 for line in table.comparison_lines() {
-                    println!("{line}");
+                    text.push_str(&line);
+                    text.push('\n');
                 }
             }
-            Ok(())
+            write_output(None, &text)
         }
         Command::Info => {
             println!("ssal {} ({})", env!("CARGO_PKG_VERSION"), env!("SSAL_GIT_COMMIT"));

@@ -29,6 +29,16 @@ fn variance(xs: &[f64]) -> f64 {
     xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() as f64 - 1.0)
 }
 
+/// The t statistic of a mean difference over its standard error; a difference of exactly zero
+/// with zero spread (identical samples) is t = 0, not 0/0.
+fn t_statistic(difference: f64, se: f64) -> f64 {
+    if difference == 0.0 && se == 0.0 {
+        0.0
+    } else {
+        difference / se
+    }
+}
+
 fn two_sided_p(t: f64, df: f64) -> f64 {
     if t.is_nan() || df.is_nan() || df <= 0.0 {
         return f64::NAN;
@@ -56,8 +66,13 @@ pub fn welch_t_test(a: &[f64], b: &[f64]) -> TTest {
         return TTest { t: f64::NAN, df: f64::NAN, p: f64::NAN };
     }
     let (va, vb) = (variance(a) / a.len() as f64, variance(b) / b.len() as f64);
-    let t = (mean(a) - mean(b)) / (va + vb).sqrt();
-    let df = (va + vb).powi(2) / (va * va / (a.len() as f64 - 1.0) + vb * vb / (b.len() as f64 - 1.0));
+    let t = t_statistic(mean(a) - mean(b), (va + vb).sqrt());
+    // With no spread in either sample the degrees of freedom are 0/0; the smaller n − 1 bounds them.
+    let df = if va + vb == 0.0 {
+        (a.len().min(b.len()) - 1) as f64
+    } else {
+        (va + vb).powi(2) / (va * va / (a.len() as f64 - 1.0) + vb * vb / (b.len() as f64 - 1.0))
+    };
     TTest { t, df, p: two_sided_p(t, df) }
 }
 
@@ -69,7 +84,7 @@ pub fn paired_t_test(a: &[f64], b: &[f64]) -> TTest {
     }
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     let df = (d.len() - 1) as f64;
-    let t = mean(&d) / (variance(&d).sqrt() / (d.len() as f64).sqrt());
+    let t = t_statistic(mean(&d), variance(&d).sqrt() / (d.len() as f64).sqrt());
     TTest { t, df, p: two_sided_p(t, df) }
 }
 
@@ -139,6 +154,21 @@ mod tests {
         close(p.t, 2.583903609560829, 1e-9);
         assert_eq!(p.df, 4.0);
         close(p.p, 0.061075298914380835, 1e-7);
+    }
+
+    #[test]
+    fn samples_without_spread() {
+        // Identical samples: no evidence of a difference (SciPy gives NaN here; p = 1 is the limit).
+        let same = [0.25, 0.5, 0.75];
+        let p = paired_t_test(&same, &same);
+        assert_eq!((p.t, p.df, p.p), (0.0, 2.0, 1.0));
+        let w = welch_t_test(&[0.5, 0.5, 0.5], &[0.5, 0.5]);
+        assert_eq!((w.t, w.df, w.p), (0.0, 1.0, 1.0));
+        // A constant non-zero shift of every pair: t is infinite and p is 0.
+        let shifted = paired_t_test(&[1.0, 2.0, 3.0], &[0.0, 1.0, 2.0]);
+        assert_eq!((shifted.t, shifted.p), (f64::INFINITY, 0.0));
+        let apart = welch_t_test(&[1.0, 1.0], &[0.0, 0.0]);
+        assert_eq!((apart.t, apart.p), (f64::INFINITY, 0.0));
     }
 
     #[test]
