@@ -142,6 +142,11 @@ pub fn build_table(
             let Some(b) = cells.get(&(base.clone(), *col)).filter(|_| row != base) else {
                 continue;
             };
+            if cell.by_seed == b.by_seed {
+                // The same runs (e.g. the shared initial cycle of strategies): nothing to test, and
+                // counting it would make Holm's correction of the real comparisons stricter.
+                continue;
+            }
             let shared: Vec<i64> = cell.by_seed.keys().filter(|s| b.by_seed.contains_key(s)).copied().collect();
             let paired =
                 test == TestChoice::Auto && shared.len() == cell.by_seed.len() && shared.len() == b.by_seed.len();
@@ -320,7 +325,13 @@ impl Table {
         let mut out = Vec::new();
         for row in &self.rows {
             for col in &self.columns {
-                if let Some(Cell { comparison: Some(c), .. }) = self.cells.get(&(row.clone(), *col)) {
+                let Some(cell) = self.cells.get(&(row.clone(), *col)) else { continue };
+                let is_baseline = self.baseline.as_ref() == Some(row);
+                let baseline_cell = self.baseline.as_ref().and_then(|b| self.cells.get(&(b.clone(), *col)));
+                if !is_baseline && baseline_cell.is_some_and(|b| b.by_seed == cell.by_seed) {
+                    out.push(format!("{row} vs baseline at {col} labels: the same values seed for seed, not tested"));
+                }
+                if let Some(c) = cell.comparison {
                     out.push(format!(
                         "{row} vs baseline at {col} labels: {} t = {:.3}, p = {:.3e}, Holm p = {:.3e}, Cohen's d = {:.2}",
                         if c.paired { "paired" } else { "Welch" },
@@ -394,6 +405,28 @@ pub(crate) mod tests {
         let csv = t.render(Format::Csv);
         assert!(csv.lines().nth(1).unwrap().starts_with("method=mixmatch,100,5,87.14"), "{csv}");
         assert!(t.render(Format::Latex).contains("\\textbf{87.14 $\\pm$ 0.30}"));
+    }
+
+    #[test]
+    fn identical_cells_are_not_tested_nor_counted_by_holm() {
+        // Two strategies sharing their initial cycle (same values seed for seed at 100 labels).
+        let (a, b) = ([0.871, 0.862, 0.880, 0.869, 0.875], [0.850, 0.861, 0.848, 0.866, 0.857]);
+        let mut data = Vec::new();
+        for s in 0..5 {
+            for m in ["mixmatch", "supervised"] {
+                data.push(sample_row(m, s, 100, 0.5 + 0.01 * s as f64));
+            }
+            data.push(sample_row("mixmatch", s, 150, a[s as usize]));
+            data.push(sample_row("supervised", s, 150, b[s as usize]));
+        }
+        let keys: Vec<String> = ROW_KEYS.iter().map(|s| s.to_string()).collect();
+        let t = build_table(&data, Metric::Accuracy, &keys, Some("method=supervised"), TestChoice::Auto);
+        assert!(t.cells[&("method=mixmatch".to_string(), 100)].comparison.is_none());
+        let c = t.cells[&("method=mixmatch".to_string(), 150)].comparison.unwrap();
+        assert_eq!(c.p_holm, c.p, "the untested identical cell must not count as a comparison");
+        let lines = t.comparison_lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].ends_with("at 100 labels: the same values seed for seed, not tested"), "{lines:?}");
     }
 
     #[test]
