@@ -110,6 +110,7 @@ pub fn train_rotnet(config: &ExperimentConfig, data: &DeviceData, progress: &Pro
     let vs = nn::VarStore::new(data.device);
     let [c, _, _] = data.dataset.image_shape();
     let net = RotNet::new(&vs.root(), c, rc.width);
+    crate::models::use_channels_last(&vs);
     let mut opt = nn::Adam::default().build(&vs, rc.lr).expect("Adam builds");
     let pool: Vec<usize> = (0..data.dataset.train.len()).collect();
     let mut sampler = EpochSampler::new(&pool);

@@ -153,6 +153,8 @@ def consistency(args):
     gen = torch.Generator().manual_seed(0)
     x = load_images(args.images)
     net = torch_models()[args.model](x.shape[1], 10).eval()
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     views = args.augmentations + 1
     chunk = max(1, args.batch_size // views)
     t0 = time.perf_counter()
@@ -184,6 +186,8 @@ def mixmatch_step(args):
     labels = torch.from_numpy(__import__("numpy").load(args.labels)).long()
     Model = torch_models()[args.model]
     net, ema_net = Model(x_all.shape[1], 10).train(), Model(x_all.shape[1], 10).eval()
+    if args.channels_last:
+        net, ema_net = net.to(memory_format=torch.channels_last), ema_net.to(memory_format=torch.channels_last)
     ema_net.load_state_dict(net.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=0.002)
     decayed = [p for p in net.parameters() if p.dim() >= 2]
@@ -284,6 +288,7 @@ def main():
     c.add_argument("--augmentations", type=int, required=True)
     c.add_argument("--batch-size", type=int, required=True)
     c.add_argument("--crop-padding", type=int, default=4)
+    c.add_argument("--channels-last", action="store_true", help="weights in torch.channels_last, as ssal lays them")
     m = sub.add_parser("mixmatch-step")
     m.add_argument("--images", required=True)
     m.add_argument("--labels", required=True)
@@ -291,6 +296,7 @@ def main():
     m.add_argument("--batch-size", type=int, default=64)
     m.add_argument("--warmup", type=int, default=3)
     m.add_argument("--steps", type=int, required=True)
+    m.add_argument("--channels-last", action="store_true", help="weights in torch.channels_last, as ssal lays them")
     i = sub.add_parser("ingest")
     i.add_argument("--dir", required=True)
     i.add_argument("--db", required=True)
