@@ -46,7 +46,8 @@ end_to_end() {
   local tmp start wall
   tmp=$(mktemp -d)
   start=$(date +%s%N)
-  SSAL_RESULTS="$tmp" SSAL_NO_BUILD=1 bash scripts/demo.sh > "$tmp/demo.log" 2>&1
+  SSAL_RESULTS="$tmp" SSAL_NO_BUILD=1 bash scripts/demo.sh > "$tmp/demo.log" 2>&1 ||
+    { cat "$tmp/demo.log" >&2; exit 1; }
   wall=$(seconds_since "$start")
   local verdict="< 600 s: met"
   awk "BEGIN { exit !($wall < 600) }" || verdict="< 600 s: **not met**"
@@ -54,9 +55,14 @@ end_to_end() {
   # One Fashion-MNIST AL run: the paper's method (job "consistency_embedding", seed 0) of fmnist-al.
   ssal sweep plan sweeps/fmnist-al.toml --results "$tmp" > /dev/null
   local id
-  id=$(awk -F'\t' '/consistency_embedding/ && /seed=0\]/ {print $2}' "$tmp/fmnist-al/plan.tsv")
+  id=$(awk -F'\t' '/consistency_embedding/ && /\[seed=0,/ {print $2}' "$tmp/fmnist-al/plan.tsv")
+  if [ -z "$id" ]; then
+    echo "bench e2e: no fmnist-al job with strategy consistency_embedding and seed 0 in $tmp/fmnist-al/plan.tsv" >&2
+    exit 1
+  fi
   start=$(date +%s%N)
-  ssal run --config "$tmp/fmnist-al/jobs/$id/config.toml" --out "$tmp/al-run" > "$tmp/al.log" 2>&1
+  ssal run --config "$tmp/fmnist-al/jobs/$id/config.toml" --out "$tmp/al-run" > "$tmp/al.log" 2>&1 ||
+    { cat "$tmp/al.log" >&2; exit 1; }
   wall=$(seconds_since "$start")
   split_row "$tmp/al-run" "one Fashion-MNIST AL run (fmnist-al, paper's method, seed 0: 100 + 50 + 50 + 100 labels)" "$wall" "—"
   rm -rf "$tmp"
