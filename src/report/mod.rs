@@ -73,6 +73,9 @@ pub struct Cell {
     pub by_seed: BTreeMap<i64, f64>,
     pub summary: Summary,
     pub comparison: Option<Comparison>,
+    /// The baseline's own values seed for seed (e.g. the shared initial cycle of strategies):
+    /// not tested, and not counted towards Holm's correction of the real comparisons.
+    pub same_runs_as_baseline: bool,
 }
 
 /// A test of a cell against the baseline row's cell in the same column.
@@ -133,18 +136,17 @@ pub fn build_table(
         .into_iter()
         .map(|(k, by_seed)| {
             let v: Vec<f64> = by_seed.values().copied().collect();
-            (k, Cell { summary: summarize(&v), by_seed, comparison: None })
+            (k, Cell { summary: summarize(&v), by_seed, comparison: None, same_runs_as_baseline: false })
         })
         .collect();
     if let Some(base) = &baseline {
-        let mut tests = Vec::new();
+        let (mut tests, mut same_runs) = (Vec::new(), Vec::new());
         for ((row, col), cell) in &cells {
             let Some(b) = cells.get(&(base.clone(), *col)).filter(|_| row != base) else {
                 continue;
             };
             if cell.by_seed == b.by_seed {
-                // The same runs (e.g. the shared initial cycle of strategies): nothing to test, and
-                // counting it would make Holm's correction of the real comparisons stricter.
+                same_runs.push((row.clone(), *col));
                 continue;
             }
             let shared: Vec<i64> = cell.by_seed.keys().filter(|s| b.by_seed.contains_key(s)).copied().collect();
@@ -158,6 +160,9 @@ pub fn build_table(
         let adjusted = holm_bonferroni(&tests.iter().map(|t| t.3).collect::<Vec<_>>());
         for ((key, paired, t, p, d), p_holm) in tests.into_iter().zip(adjusted) {
             cells.get_mut(&key).expect("cell").comparison = Some(Comparison { paired, t, p, p_holm, cohens_d: d });
+        }
+        for key in same_runs {
+            cells.get_mut(&key).expect("cell").same_runs_as_baseline = true;
         }
     }
     Table { metric, rows, columns, cells, baseline }
@@ -326,9 +331,7 @@ impl Table {
         for row in &self.rows {
             for col in &self.columns {
                 let Some(cell) = self.cells.get(&(row.clone(), *col)) else { continue };
-                let is_baseline = self.baseline.as_ref() == Some(row);
-                let baseline_cell = self.baseline.as_ref().and_then(|b| self.cells.get(&(b.clone(), *col)));
-                if !is_baseline && baseline_cell.is_some_and(|b| b.by_seed == cell.by_seed) {
+                if cell.same_runs_as_baseline {
                     out.push(format!("{row} vs baseline at {col} labels: the same values seed for seed, not tested"));
                 }
                 if let Some(c) = cell.comparison {
@@ -422,6 +425,8 @@ pub(crate) mod tests {
         let keys: Vec<String> = ROW_KEYS.iter().map(|s| s.to_string()).collect();
         let t = build_table(&data, Metric::Accuracy, &keys, Some("method=supervised"), TestChoice::Auto);
         assert!(t.cells[&("method=mixmatch".to_string(), 100)].comparison.is_none());
+        assert!(t.cells[&("method=mixmatch".to_string(), 100)].same_runs_as_baseline);
+        assert!(!t.cells[&("method=mixmatch".to_string(), 150)].same_runs_as_baseline);
         let c = t.cells[&("method=mixmatch".to_string(), 150)].comparison.unwrap();
         assert_eq!(c.p_holm, c.p, "the untested identical cell must not count as a comparison");
         let lines = t.comparison_lines();
