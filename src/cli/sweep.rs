@@ -3,6 +3,7 @@ use super::SweepCommand;
 use crate::scheduler::{LocalScheduler, Scheduler, SlurmScheduler};
 use crate::sweep::{plan_file, render_array_script, ArrayScript, JobState, Plan, SweepRunner, Tally};
 use anyhow::Context;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Where a sweep's files go.
@@ -114,34 +115,35 @@ fn status(plan: &Plan, runner: &mut SweepRunner) -> anyhow::Result<()> {
         runner.refresh(None)?;
     }
     let tally = runner.tally()?;
-    println!("sweep {} ({} jobs, {})", plan.name, plan.jobs.len(), runner.dir.display());
-    println!("| state | jobs |\n|---|---:|");
+    let mut text = format!("sweep {} ({} jobs, {})\n", plan.name, plan.jobs.len(), runner.dir.display());
+    text.push_str("| state | jobs |\n|---|---:|\n");
     for s in JobState::ALL {
-        println!("| {} | {} |", s.as_str(), tally.get(s));
+        writeln!(text, "| {} | {} |", s.as_str(), tally.get(s))?;
     }
     let failed: Vec<_> = runner.db.jobs()?.into_iter().filter(|j| j.state == JobState::Failed).collect();
     if !failed.is_empty() {
-        println!("\nfailed jobs:");
+        text.push_str("\nfailed jobs:\n");
         for j in failed {
-            println!(
+            writeln!(
+                text,
                 "  {} (attempts {}, {}) log: {}",
                 j.job_id,
                 j.attempts,
                 j.handle.as_deref().unwrap_or("-"),
                 j.dir.join("log.txt").display()
-            );
+            )?;
         }
     }
-    Ok(())
+    super::write_output(None, &text)
 }
 
 fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
-    println!("sweep {}: {} jobs", plan.name, plan.jobs.len());
+    let mut text = format!("sweep {}: {} jobs\n", plan.name, plan.jobs.len());
     for (axis, counts) in plan.counts_per_axis() {
         let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{v}: {n}")).collect();
-        println!("  {axis:<20} {}", parts.join(", "));
+        writeln!(text, "  {axis:<20} {}", parts.join(", "))?;
     }
-    println!("configs: {}/jobs/<job id>/config.toml; index: {}/plan.tsv", dir.display(), dir.display());
+    writeln!(text, "configs: {}/jobs/<job id>/config.toml; index: {}/plan.tsv", dir.display(), dir.display())?;
     let arrays = dir.join("arrays");
     let chunk = plan.jobs.len().min(plan.slurm.max_queued).min(1001);
     let script = render_array_script(
@@ -155,8 +157,11 @@ fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
             ssal: &plan.slurm.ssal.clone().unwrap_or_else(|| std::env::current_exe().unwrap_or("ssal".into())),
         },
     )?;
-    println!("\nSlurm batch script of the first array ({chunk} tasks; `ssal sweep submit --backend slurm`):\n{script}");
-    Ok(())
+    writeln!(
+        text,
+        "\nSlurm batch script of the first array ({chunk} tasks; `ssal sweep submit --backend slurm`):\n{script}"
+    )?;
+    super::write_output(None, &text)
 }
 
 /// Runs one `ssal sweep` command.
