@@ -218,9 +218,7 @@ fn consistency(model: &str, pool: usize) {
 
 /// MixMatch steps of the small CNN: ssal's `train` vs PyTorch eager, warm-up excluded.
 fn mixmatch() {
-    let mut config = ExperimentConfig::default();
-    config.method = Method::Mixmatch;
-    config.model = ModelKind::SmallCnn;
+    let mut config = ExperimentConfig { method: Method::Mixmatch, model: ModelKind::SmallCnn, ..Default::default() };
     config.dataset.test_subset = Some(64); // the one evaluation at the last step is negligible
     let (ds, augment) = fmnist(&config);
     let data = DeviceData::new(&ds, Device::Cpu, augment);
