@@ -3,20 +3,26 @@
 //! `$SSAL_PYTHON`) and, for diversity sampling, the memory-bandwidth floor. Prints Markdown table
 //! rows (`scripts/bench.sh` collects them into docs/benchmarks.md).
 //!
-//! `cargo bench --bench hotpaths -- diversity|consistency MODEL POOL|mixmatch|store`
+//! `cargo bench --bench hotpaths -- diversity [DEVICE]|consistency MODEL POOL|mixmatch [MODEL [DEVICE]]|store`
+//!
+//! Without DEVICE, the CPU rows of the table. With DEVICE (`cuda`: the first GPU; `cpu`: the same
+//! code path on the CPU, to check it), the device rows: ssal on that device against PyTorch eager
+//! on the same device, and for diversity sampling also the NumPy reference on the host's CPU. A run
+//! asked for `cuda` stops with one line when libtorch sees no GPU. `SSAL_BENCH_SMOKE=1` shrinks
+//! the device rows to a few seconds, to check that they run (their numbers then mean nothing).
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use ssal::config::{ExperimentConfig, Method, ModelKind, QueryStrategy};
-use ssal::data::{AugmentParams, Dataset};
+use ssal::config::{DatasetName, ExperimentConfig, Method, ModelKind, QueryStrategy};
+use ssal::data::{channel_stats, AugmentParams, Dataset, Split};
 use ssal::experiment::{CycleRecord, RunResult};
 use ssal::models::Network;
-use ssal::select::{diversity_sample, score_pool, Embeddings};
+use ssal::select::{diversity_sample, diversity_sample_on, score_pool, Embeddings};
 use ssal::store::Store;
 use ssal::train::{train, DeviceData, Evaluation};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Seconds of a PyTorch eager reference in its default layout and with channels-last weights
 /// (the layout ssal uses), so the table shows how much of a speed-up is the layout alone.
@@ -28,11 +34,82 @@ fn eager_seconds(args: &[&str]) -> (f64, f64) {
 
 /// Runs `reference.py ARGS` and returns its JSON answer.
 fn reference(args: &[&str]) -> serde_json::Value {
+    try_reference(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `reference.py`: `$SSAL_REFERENCE` if set (a carried bench binary run outside this checkout),
+/// else the checkout's, else `benches/reference/reference.py` under the working directory.
+fn reference_script() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("SSAL_REFERENCE") {
+        return p.into();
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/reference.py");
+    if built.is_file() {
+        built
+    } else {
+        Path::new("benches/reference/reference.py").to_path_buf()
+    }
+}
+
+/// Runs `reference.py ARGS`: its JSON answer, or what went wrong.
+fn try_reference(args: &[&str]) -> Result<serde_json::Value, String> {
     let python = std::env::var("SSAL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/reference.py");
-    let out = Command::new(&python).arg(&script).args(args).output().expect("runs the Python reference");
-    assert!(out.status.success(), "{python} {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("the reference prints one JSON object")
+    let out = Command::new(&python)
+        .arg(reference_script())
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{python} {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{python} {args:?}: not one JSON object ({e})"))
+}
+
+/// The device of a section's `cpu` / `cuda` argument. Without a GPU that libtorch can use, `cuda`
+/// ends the run with one line (exit status 2).
+fn parse_device(arg: &str) -> Device {
+    match arg {
+        "cpu" => Device::Cpu,
+        "cuda" | "gpu" => {
+            if !tch::Cuda::is_available() {
+                eprintln!(
+                    "hotpaths: cuda asked for, but libtorch sees no CUDA device (no GPU or driver here, \
+                     or the binary is not linked against libtorch_cuda.so)"
+                );
+                std::process::exit(2);
+            }
+            Device::Cuda(0)
+        }
+        other => {
+            eprintln!("hotpaths: device {other:?}: expected cpu or cuda");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Waits for the GPU's queued work (no-op on the CPU), so that a timer read after it is honest.
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// `SSAL_BENCH_SMOKE=1`: the device rows at tiny sizes (a check that they run, not a measurement).
+fn smoke() -> bool {
+    std::env::var("SSAL_BENCH_SMOKE").is_ok_and(|v| v == "1")
+}
+
+/// How a row names the device: "GPU (NVIDIA H100 ...)" with the name PyTorch reported, or "CPU".
+fn device_label(device: Device, reported: Option<&serde_json::Value>) -> String {
+    match device {
+        Device::Cpu => "CPU".into(),
+        _ => format!("GPU ({})", reported.and_then(|v| v["device_name"].as_str()).unwrap_or("?")),
+    }
+}
+
+/// A progress line on stderr (the rows go to stdout).
+fn progress(text: &str) {
+    eprintln!("[hotpaths] {text}");
 }
 
 /// A `/proc/self/status` size field (VmHWM: peak, VmRSS: current resident set), MiB.
@@ -161,6 +238,103 @@ fn diversity() {
     );
 }
 
+/// The CPU section's k = 1,000 picks from N = 50,000 × d = 512 with the distance passes on a device
+/// (`select::diversity_sample_on`): vs the NumPy reference on the host's CPU, the same loop in
+/// PyTorch eager on the same device, ssal's CPU sampler, and k reads of the matrix on the device
+/// (the floor). The device timings include copying the matrix to the device.
+fn diversity_device(device: Device) {
+    let (n, d, k) = if smoke() { (2_000usize, 64usize, 50usize) } else { (50_000, 512, 1_000) };
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let values: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>()).collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let npy = dir.path().join("x.npy");
+    Tensor::from_slice(&values).view([n as i64, d as i64]).write_npy(&npy).expect("writes .npy");
+    let emb = Embeddings::new(&values, d).expect("finite");
+    let first = 0usize;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let mib = (n * d * 4) as f64 / (1 << 20) as f64;
+
+    // Warm-up: the CUDA context and the kernels, loaded once per process.
+    diversity_sample_on(&emb, 10, 0.5, &[first], &mut ChaCha8Rng::seed_from_u64(1), device).unwrap();
+    sync(device);
+
+    // The floor: k reads of the matrix where it lies.
+    let floor = {
+        let m = Tensor::from_slice(&values).view([n as i64, d as i64]).to_device(device);
+        let mut acc = m.sum(Kind::Float);
+        sync(device);
+        let t0 = Instant::now();
+        for _ in 0..k {
+            acc += m.sum(Kind::Float);
+        }
+        sync(device);
+        assert!(acc.double_value(&[]).is_finite());
+        t0.elapsed().as_secs_f64()
+    };
+    let gbps = (n * d * 4 * k) as f64 / floor / 1e9;
+
+    for temperature in [0.0, 0.5] {
+        let t0 = Instant::now();
+        let cpu = diversity_sample(&emb, k, temperature, &[first], &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let cpu_s = t0.elapsed().as_secs_f64();
+        sync(device);
+        let t0 = Instant::now();
+        let picks =
+            diversity_sample_on(&emb, k, temperature, &[first], &mut ChaCha8Rng::seed_from_u64(1), device).unwrap();
+        sync(device);
+        let ssal_s = t0.elapsed().as_secs_f64();
+        progress(&format!("ssal diversity T = {temperature} on {device:?}: {ssal_s:.3} s (CPU sampler {cpu_s:.3} s)"));
+        let (k_s, t_s, first_s) = (k.to_string(), temperature.to_string(), first.to_string());
+        let args = [
+            "diversity",
+            "--embeddings",
+            npy.to_str().unwrap(),
+            "--k",
+            &k_s,
+            "--temperature",
+            &t_s,
+            "--first",
+            &first_s,
+        ];
+        let py = reference(&args);
+        let py_s = py["seconds"].as_f64().unwrap();
+        let device_arg = if device == Device::Cpu { "cpu" } else { "cuda" };
+        let torch = try_reference(&[&args[..], &["--device", device_arg]].concat());
+        let on = device_label(device, torch.as_ref().ok());
+        let torch_note = match &torch {
+            Ok(v) => {
+                let s = v["seconds"].as_f64().unwrap();
+                format!("PyTorch eager on the same device {s:.3} s ({:.2}×)", s / ssal_s)
+            }
+            Err(e) => {
+                progress(e);
+                "PyTorch eager on the same device: failed (see the log)".to_string()
+            }
+        };
+        let same_prefix = |other: &[usize]| picks.iter().zip(other).take_while(|(a, b)| a == b).count();
+        let mut agreement = format!("first {} of {k} picks identical to ssal's CPU sampler's", same_prefix(&cpu));
+        if temperature == 0.0 {
+            let np: Vec<usize> =
+                py["chosen"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            agreement += &format!(", {} to NumPy's", same_prefix(&np));
+        }
+        row(
+            &format!("diversity sampling on the {on}, T = {temperature}, k = {k}, N = {n}, d = {d}"),
+            ssal_s,
+            &format!("NumPy init_centers on the host CPU ({threads} threads)"),
+            py_s,
+            faster(3.0, ssal_s, py_s),
+            &format!(
+                "{torch_note}; ssal's CPU sampler on the same host {cpu_s:.3} s ({:.2}×); {:.1}× the device floor \
+                 ({floor:.3} s: {k} reads of the {mib:.0} MiB matrix on the device, {gbps:.0} GB/s); device times \
+                 include copying the matrix to the device; {agreement}",
+                cpu_s / ssal_s,
+                ssal_s / floor
+            ),
+        );
+    }
+}
+
 /// Fashion-MNIST as `config` loads it, with `config`'s augmentation, on the CPU.
 fn fmnist(config: &ExperimentConfig) -> (Dataset, AugmentParams) {
     let ds = Dataset::load(config).expect("Fashion-MNIST is installed (scripts/setup.sh)");
@@ -170,11 +344,7 @@ fn fmnist(config: &ExperimentConfig) -> (Dataset, AugmentParams) {
 
 /// N_a = 50 augmented forward passes over a pool: ssal's `score_pool` vs PyTorch eager.
 fn consistency(model: &str, pool: usize) {
-    let kind = match model {
-        "small_cnn" => ModelKind::SmallCnn,
-        "wrn28_2" => ModelKind::Wrn28_2,
-        other => panic!("model {other}: expected small_cnn or wrn28_2"),
-    };
+    let kind = model_kind(model);
     let config = ExperimentConfig::default();
     let (ds, augment) = fmnist(&config);
     let data = DeviceData::new(&ds, Device::Cpu, augment);
@@ -216,55 +386,143 @@ fn consistency(model: &str, pool: usize) {
     );
 }
 
-/// MixMatch steps of the small CNN: ssal's `train` vs PyTorch eager, warm-up excluded.
-fn mixmatch() {
-    let mut config = ExperimentConfig { method: Method::Mixmatch, model: ModelKind::SmallCnn, ..Default::default() };
+/// `small_cnn` or `wrn28_2`.
+fn model_kind(model: &str) -> ModelKind {
+    match model {
+        "small_cnn" => ModelKind::SmallCnn,
+        "wrn28_2" => ModelKind::Wrn28_2,
+        other => panic!("model {other}: expected small_cnn or wrn28_2"),
+    }
+}
+
+/// `train` images of random pixels and labels shaped like CIFAR-10 (3 × 32 × 32, ten classes), with
+/// 64 test images and CIFAR's augmentation: a training step's time does not depend on the pixel
+/// values, and a GPU machine need not have a data set installed.
+fn random_cifar_shaped(train: usize) -> (Dataset, AugmentParams) {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut split = |n: usize| {
+        let pixels: Vec<u8> = (0..n * 3 * 32 * 32).map(|_| rng.random::<u8>()).collect();
+        let labels: Vec<i64> = (0..n).map(|_| rng.random_range(0..10)).collect();
+        Split { images: Tensor::from_slice(&pixels).view([n as i64, 3, 32, 32]), labels: Tensor::from_slice(&labels) }
+    };
+    let (train, test) = (split(train), split(64));
+    let (mean, std) = channel_stats(&train.images);
+    let ds = Dataset { name: DatasetName::Cifar10, train, test, num_classes: 10, mean, std };
+    (ds, AugmentParams { crop_padding: 4, horizontal_flip: true })
+}
+
+/// MixMatch steps (batch 64 labeled + 2 × 64 unlabeled views): ssal's `train` vs PyTorch eager,
+/// warm-up excluded. Without a device: the CPU row, the small CNN (by default) on Fashion-MNIST.
+/// With one: on that device, on random CIFAR-10-shaped images (`random_cifar_shaped`), against
+/// PyTorch eager on the same device in its default layout, with channels-last weights, and with
+/// channels-last weights under bf16 autocast.
+fn mixmatch(model: &str, device: Option<Device>) {
+    let on_device = device.is_some();
+    let device = device.unwrap_or(Device::Cpu);
+    let kind = model_kind(model);
+    let name = if kind == ModelKind::SmallCnn { "small CNN" } else { "WRN-28-2" };
+    let mut config = ExperimentConfig { method: Method::Mixmatch, model: kind, ..Default::default() };
     config.dataset.test_subset = Some(64); // the one evaluation at the last step is negligible
-    let (ds, augment) = fmnist(&config);
-    let data = DeviceData::new(&ds, Device::Cpu, augment);
+    let n_train = if smoke() { 500 } else { 10_000 };
+    let (ds, augment) = if on_device { random_cifar_shaped(n_train) } else { fmnist(&config) };
+    let data = DeviceData::new(&ds, device, augment);
     let labeled: Vec<usize> = (0..100).collect();
     let unlabeled: Vec<usize> = (100..ds.train.len()).collect();
-    let (warmup, steps) = (3usize, 40usize);
+    let (warmup, steps) = match (on_device, smoke()) {
+        (false, _) => (3usize, 40usize),
+        (true, false) => (10, 100),
+        (true, true) => (2, 3),
+    };
     let mut timed = |n: usize| {
         config.train.steps = n;
         config.train.eval_every = n;
+        sync(device);
         let t0 = Instant::now();
         let bar = indicatif::ProgressBar::hidden();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         train(&config, &data, &labeled, &unlabeled, &mut rng, &bar, None).expect("trains");
+        sync(device);
         t0.elapsed().as_secs_f64()
     };
+    if on_device {
+        // The CUDA context, cuDNN's handles and kernel loading are paid once per process: not in
+        // the short run that is subtracted.
+        timed(warmup);
+    }
     let short = timed(warmup);
     let ssal_s = timed(warmup + steps) - short;
+    let per_step = |s: f64| s / steps as f64;
+    if on_device {
+        progress(&format!("ssal {model} on {device:?}: {:.2} ms per MixMatch step", ms(per_step(ssal_s))));
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let (images, labels) = (dir.path().join("images.npy"), dir.path().join("labels.npy"));
-    ds.train.images.narrow(0, 0, 10_000).write_npy(&images).expect("writes .npy");
-    ds.train.labels.narrow(0, 0, 10_000).write_npy(&labels).expect("writes .npy");
-    let (py_s, py_cl_s) = eager_seconds(&[
+    ds.train.images.narrow(0, 0, n_train as i64).write_npy(&images).expect("writes .npy");
+    ds.train.labels.narrow(0, 0, n_train as i64).write_npy(&labels).expect("writes .npy");
+    let (warmup_s, steps_s) = (warmup.to_string(), steps.to_string());
+    let args = [
         "mixmatch-step",
         "--images",
         images.to_str().unwrap(),
         "--labels",
         labels.to_str().unwrap(),
         "--model",
-        "small_cnn",
+        model,
         "--warmup",
-        &warmup.to_string(),
+        &warmup_s,
         "--steps",
-        &steps.to_string(),
-    ]);
+        &steps_s,
+    ];
+    if !on_device {
+        let (py_s, py_cl_s) = eager_seconds(&args);
+        row(
+            &format!("MixMatch step, {name}, CPU, batch 64 + 2 × 64 ({steps} steps)"),
+            per_step(ssal_s),
+            "PyTorch eager",
+            per_step(py_s),
+            faster(1.0, ssal_s, py_s),
+            &format!(
+                "{:.1} ms vs {:.1} ms per step; eager with channels-last weights {:.1} ms ({:.2}×)",
+                ms(per_step(ssal_s)),
+                ms(per_step(py_s)),
+                ms(per_step(py_cl_s)),
+                py_cl_s / ssal_s
+            ),
+        );
+        return;
+    }
+    let device_arg = if device == Device::Cpu { "cpu" } else { "cuda" };
+    let eager = |extra: &[&str]| try_reference(&[&args[..], &["--device", device_arg], extra].concat());
+    let default = eager(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let py_s = default["seconds"].as_f64().unwrap();
+    let variant = |extra: &[&str], label: &str| match eager(extra) {
+        Ok(v) => {
+            let s = v["seconds"].as_f64().unwrap();
+            format!("{label} {:.2} ms ({:.2}×)", ms(per_step(s)), s / ssal_s)
+        }
+        Err(e) => {
+            progress(&e);
+            format!("{label}: failed (see the log)")
+        }
+    };
+    let channels_last = variant(&["--channels-last"], "eager with channels-last weights");
+    let amp = variant(
+        &["--channels-last", "--amp"],
+        "eager with channels-last weights and AMP (bf16 autocast; ssal and the other references run in fp32)",
+    );
     row(
-        &format!("MixMatch step, small CNN, CPU, batch 64 + 2 × 64 ({steps} steps)"),
-        ssal_s / steps as f64,
-        "PyTorch eager",
-        py_s / steps as f64,
+        &format!(
+            "MixMatch step, {name}, {}, batch 64 + 2 × 64, random 3 × 32 × 32 images ({steps} steps)",
+            device_label(device, Some(&default))
+        ),
+        per_step(ssal_s),
+        "PyTorch eager, same device",
+        per_step(py_s),
         faster(1.0, ssal_s, py_s),
         &format!(
-            "{:.1} ms vs {:.1} ms per step; eager with channels-last weights {:.1} ms ({:.2}×)",
-            ms(ssal_s / steps as f64),
-            ms(py_s / steps as f64),
-            ms(py_cl_s / steps as f64),
-            py_cl_s / ssal_s
+            "{:.2} ms vs {:.2} ms per step; {channels_last}; {amp}; {warmup} warm-up steps not timed",
+            ms(per_step(ssal_s)),
+            ms(per_step(py_s))
         ),
     );
 }
@@ -352,23 +610,24 @@ fn store() {
         verdict("< 5 s", ingest_s < 5.0),
         "",
     );
-    let keys: Vec<String> =
-        ["dataset", "model", "method", "init", "temperature", "strategy"].iter().map(|s| s.to_string()).collect();
+    // The default grouping: every config field that varies (method and strategy here), read
+    // through the field index, with the baseline matched exactly.
     let t0 = Instant::now();
-    let rows = store.cycle_rows().unwrap();
+    let query = ssal::analysis::SelectionQuery::default();
+    let selection = ssal::analysis::Selection::select(&Store::open_read_only(&db).unwrap(), &query).unwrap();
     let query_s = t0.elapsed().as_secs_f64();
+    let baseline = selection.find_row("method=mixmatch, query.strategy=random").unwrap();
     let table = ssal::report::build_table(
-        &rows,
+        &selection,
         ssal::report::Metric::Accuracy,
-        &keys,
-        Some("method=mixmatch, strategy=random"),
+        Some(baseline),
         ssal::report::TestChoice::Auto,
     );
     let text = table.render(ssal::report::Format::Md);
     let report_s = t0.elapsed().as_secs_f64();
-    assert!(table.baseline.is_some() && text.lines().count() > 12);
+    assert!(text.lines().count() > 12);
     println!(
-        "| report over the 10,000 runs ({} rows × {} label budgets, paired t-tests) | {report_s:.3} s | — | — | {} | SQLite query {query_s:.3} s, table and tests {:.3} s |",
+        "| report over the 10,000 runs ({} rows × {} columns incl. AUC, any-field grouping, paired t-tests, penalty matrix) | {report_s:.3} s | — | — | {} | selection (SQLite field index) {query_s:.3} s, table, tests and penalty matrix {:.3} s |",
         table.rows.len(),
         table.columns.len(),
         verdict("< 0.5 s", report_s < 0.5),
@@ -379,14 +638,23 @@ fn store() {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
-        Some("diversity") => diversity(),
+        Some("diversity") => match args.get(1) {
+            None => diversity(),
+            Some(device) => diversity_device(parse_device(device)),
+        },
         Some("consistency") => {
             let model = args.get(1).map_or("small_cnn", String::as_str);
             let pool = args.get(2).map_or(10_000, |p| p.parse().expect("POOL is a number"));
             consistency(model, pool)
         }
-        Some("mixmatch") => mixmatch(),
+        Some("mixmatch") => {
+            let model = args.get(1).map_or("small_cnn", String::as_str);
+            mixmatch(model, args.get(2).map(|d| parse_device(d)))
+        }
         Some("store") => store(),
-        _ => eprintln!("usage: cargo bench --bench hotpaths -- diversity | consistency MODEL POOL | mixmatch | store"),
+        _ => eprintln!(
+            "usage: cargo bench --bench hotpaths -- diversity [cpu|cuda] | consistency MODEL POOL | \
+             mixmatch [small_cnn|wrn28_2 [cpu|cuda]] | store"
+        ),
     }
 }

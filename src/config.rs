@@ -520,6 +520,14 @@ impl ExperimentConfig {
         hex[..16].to_string()
     }
 
+    /// The config as dotted field paths (`mixmatch.lambda_u`, `query.strategy`, …) mapped to
+    /// their values as text: strings bare, numbers and booleans as JSON writes them, lists as
+    /// compact JSON; optional fields that are not set are absent. Reports group and filter by
+    /// these, and the results store indexes them.
+    pub fn fields(&self) -> std::collections::BTreeMap<String, String> {
+        field_map(&serde_json::to_value(self).expect("config serialises to JSON"))
+    }
+
     /// The dataset directory, with the Fashion-MNIST default applied.
     pub fn dataset_dir(&self) -> Result<PathBuf, ConfigError> {
         match (&self.dataset.path, self.dataset.name) {
@@ -580,6 +588,27 @@ impl ExperimentConfig {
         }
         Ok(())
     }
+}
+
+/// Flattens a config's JSON form into dotted field paths → value text (see
+/// [`ExperimentConfig::fields`]); also reads configs stored by older ssal versions.
+pub fn field_map(config: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut std::collections::BTreeMap<String, String>) {
+        let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+        match v {
+            serde_json::Value::Object(m) => m.iter().for_each(|(k, v)| walk(&key(k), v, out)),
+            serde_json::Value::Null => {}
+            serde_json::Value::String(s) => {
+                out.insert(prefix.to_string(), s.clone());
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk("", config, &mut out);
+    out
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! ssal: semi-supervised active learning with diversity-based sampling — experiments, sweeps and
 //! statistics. The binary (`src/main.rs`) is a thin wrapper over [`cli`].
+pub mod analysis;
 pub mod cli;
 pub mod config;
 pub mod data;

@@ -1,7 +1,7 @@
 //! The results store: idempotent ingest, broken files skipped, changed files replaced, export.
 use ssal::config::ExperimentConfig;
 use ssal::experiment::{write_json_atomic, CycleRecord, RunResult};
-use ssal::store::{write_csv, Store, CSV_HEADER};
+use ssal::store::Store;
 use std::path::Path;
 
 fn result(seed: u64, accuracy: f64) -> RunResult {
@@ -39,6 +39,19 @@ fn write(dir: &Path, name: &str, r: &RunResult) {
     write_json_atomic(&dir.join(name).join("result.json"), r).unwrap();
 }
 
+/// Every stored (seed, n_labeled, accuracy), for comparing database states.
+fn accuracies(store: &Store) -> Vec<(i64, i64, Option<f64>)> {
+    let cycles = store.cycles().unwrap();
+    let mut out: Vec<_> = store
+        .runs(None)
+        .unwrap()
+        .iter()
+        .flat_map(|r| cycles[&r.path].iter().map(|c| (r.seed, c.n_labeled, c.accuracy)).collect::<Vec<_>>())
+        .collect();
+    out.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    out
+}
+
 #[test]
 fn ingest_is_idempotent_skips_broken_files_and_replaces_changed_ones() {
     let t = tempfile::tempdir().unwrap();
@@ -53,43 +66,78 @@ fn ingest_is_idempotent_skips_broken_files_and_replaces_changed_ones() {
     assert_eq!((r.added, r.replaced, r.unchanged), (2, 0, 0));
     assert_eq!(r.skipped.len(), 1);
     assert!(r.skipped[0].0.ends_with("broken/result.json"));
-    let first = store.cycle_rows().unwrap();
-    assert_eq!(first.len(), 2);
-    assert_eq!(first[0].sweep, "mysweep");
+    let first = accuracies(&store);
+    assert_eq!(first, vec![(0, 100, Some(0.7)), (1, 100, Some(0.8))]);
+    assert_eq!(store.runs(None).unwrap()[0].sweep, "mysweep");
     // Again: nothing changes.
     let r = store.ingest_dir(&runs).unwrap();
     assert_eq!((r.added, r.replaced, r.unchanged), (0, 0, 2));
-    assert_eq!(store.cycle_rows().unwrap(), first);
-    // A changed file replaces its rows, it does not add to them.
+    assert_eq!(accuracies(&store), first);
+    // A changed file replaces its rows (fields included), it does not add to them.
     write(&runs, "b", &result(1, 0.9));
     let r = store.ingest_dir(&runs).unwrap();
     assert_eq!((r.added, r.replaced, r.unchanged), (0, 1, 1));
-    let rows = store.cycle_rows().unwrap();
-    assert_eq!(rows.len(), 2);
-    assert_eq!(rows.iter().find(|r| r.seed == 1).unwrap().accuracy, Some(0.9));
-    // Re-opening the database keeps everything (schema already migrated).
+    let rows = accuracies(&store);
+    assert_eq!(rows, vec![(0, 100, Some(0.7)), (1, 100, Some(0.9))]);
+    assert_eq!(store.field_values("seed").unwrap().len(), 2);
+    // Re-opening the database keeps everything (schema already migrated); so does a read-only open.
     drop(store);
-    assert_eq!(Store::open(&db).unwrap().cycle_rows().unwrap(), rows);
+    assert_eq!(accuracies(&Store::open(&db).unwrap()), rows);
+    assert_eq!(accuracies(&Store::open_read_only(&db).unwrap()), rows);
 }
 
 #[test]
-fn export_has_the_documented_columns_in_order() {
+fn every_config_field_is_indexed_with_the_time_split() {
     let t = tempfile::tempdir().unwrap();
     write(&t.path().join("s"), "a", &result(3, 0.5));
     let mut store = Store::open(&t.path().join("r.db")).unwrap();
     store.ingest_dir(&t.path().join("s")).unwrap();
-    let mut out = Vec::new();
-    write_csv(&store.cycle_rows().unwrap(), &mut out).unwrap();
-    let text = String::from_utf8(out).unwrap();
-    let mut lines = text.lines();
+    let run = &store.runs(None).unwrap()[0];
+    let fields = store.run_fields(&run.path).unwrap();
+    assert_eq!(fields, ExperimentConfig { seed: 3, ..Default::default() }.fields());
+    assert_eq!(fields["seed"], "3");
+    assert_eq!(fields["mixmatch.lambda_u"], "75.0");
+    assert_eq!(fields["query.strategy"], "random");
+    assert!(!fields.contains_key("dataset.path"), "unset optional fields are absent");
+    let c = &store.cycles().unwrap()[&run.path][0];
     assert_eq!(
-        lines.next().unwrap(),
-        "run_id,sweep,dataset,model,init,temperature,strategy,seed,cycle,n_labeled,accuracy,class_distance,diversity,consistency,method"
+        (c.train_seconds, c.embed_seconds, c.query_seconds, c.eval_seconds),
+        (Some(1.0), Some(0.5), Some(0.1), Some(0.2))
     );
-    let fields: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(fields.len(), CSV_HEADER.len());
-    assert_eq!(
-        &fields[1..],
-        ["s", "fashion_mnist", "small_cnn", "random", "", "", "3", "0", "100", "0.5", "0.4", "", "", "mixmatch"]
-    );
+    // Varying fields over a selection: one run varies in nothing.
+    assert!(store.varying_fields(&[run.path.as_str()]).unwrap().is_empty());
+}
+
+#[test]
+fn a_database_of_the_first_schema_is_upgraded_with_its_fields() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("old.db");
+    // The first schema, as ssal 0.1 wrote it, with one run.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let config = serde_json::to_string(&ExperimentConfig { seed: 7, ..Default::default() }).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE runs (path TEXT PRIMARY KEY, file_hash TEXT NOT NULL, run_id TEXT NOT NULL, sweep TEXT NOT NULL,
+            dataset TEXT NOT NULL, model TEXT NOT NULL, method TEXT NOT NULL, init TEXT NOT NULL, temperature REAL,
+            strategy TEXT, seed INTEGER NOT NULL, complete INTEGER NOT NULL, final_accuracy REAL,
+            wall_seconds REAL NOT NULL, config_json TEXT NOT NULL);
+         CREATE TABLE cycles (path TEXT NOT NULL REFERENCES runs(path) ON DELETE CASCADE, cycle INTEGER NOT NULL,
+            n_labeled INTEGER NOT NULL, accuracy REAL, class_distance REAL, diversity REAL, consistency REAL,
+            PRIMARY KEY (path, cycle));
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO runs VALUES ('/r/result.json', 'h', 'id', 's', 'fashion_mnist', 'small_cnn', 'mixmatch',
+            'random', NULL, NULL, 7, 1, 0.5, 1.0, ?1)",
+        [&config],
+    )
+    .unwrap();
+    drop(conn);
+    // Reading commands refuse it with the command that upgrades it; opening for writing upgrades.
+    let e = Store::open_read_only(&db).err().expect("outdated").to_string();
+    assert!(e.contains("ssal results ingest"), "{e}");
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.field_values("seed").unwrap()["/r/result.json"], "7");
+    drop(store);
+    assert!(Store::open_read_only(&db).is_ok());
 }

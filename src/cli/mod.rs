@@ -66,43 +66,35 @@ enum Command {
         #[command(subcommand)]
         command: ResultsCommand,
     },
-    /// Print a comparison table (rows: methods, columns: label budgets, cells: mean ± SE;
-    /// * / ** / *** mark Holm-adjusted p < 0.05 / 0.01 / 0.001 against the baseline row, paired
-    /// over seeds when both rows have the same seeds, else Welch; best per column in bold).
+    /// Print a comparison table: rows are configurations (by default every config field that
+    /// varies among the selected runs, except the seed), columns label budgets plus the area
+    /// under the learning curve, cells mean ± SE over seeds; * / ** / *** mark Holm-adjusted
+    /// p < 0.05 / 0.01 / 0.001 against the baseline row (paired over seeds when both rows have
+    /// the same seeds, else Welch); best per column in bold; the mean rank and the pairwise
+    /// penalty matrix follow. Two runs in one (row, seed) are refused, never merged.
     Report {
-        /// Results database.
-        #[arg(long, default_value = "results/ssal.db")]
-        db: PathBuf,
-        /// Only rows of this sweep (the ingested directory's name).
-        #[arg(long)]
-        sweep: Option<String>,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Value compared.
         #[arg(long, value_enum, default_value = "accuracy")]
         metric: crate::report::Metric,
-        /// Keys forming a row label (those that vary are shown).
-        #[arg(long, value_delimiter = ',', default_value = "dataset,model,method,init,temperature,strategy")]
-        group_by: Vec<String>,
-        /// Baseline row: comma-separated key=value pairs it must contain, e.g. "init=random".
-        #[arg(long)]
+        /// Baseline row: comma-separated FIELD=VALUE pairs over the row fields that must match
+        /// exactly one row, e.g. "query.strategy=random".
+        #[arg(long, value_name = "FIELD=VALUE,...")]
         baseline: Option<String>,
         /// `auto`: paired over seeds when both rows hold the same seeds, else Welch; `welch`:
         /// always Welch (for independent samples, e.g. initial sets drawn per seed).
         #[arg(long, value_enum, default_value = "auto")]
         test: crate::report::TestChoice,
+        /// Output format: Markdown, LaTeX (a tabular that `\input` compiles) or CSV (one line per cell).
         #[arg(long, value_enum, default_value = "md")]
         format: crate::report::Format,
     },
-    /// Write SVG figures: DIR/learning_curves.svg (accuracy vs labels, mean ± SE band per method)
-    /// and DIR/distance_vs_diversity.svg (initial sets: class distance vs diversity, per seed).
+    /// Write SVG figures: DIR/learning_curves.svg (accuracy vs labels, mean ± SE per row) and
+    /// DIR/distance_vs_diversity.svg (initial sets: class distance vs diversity, per seed).
     Plot {
-        #[arg(long, default_value = "results/ssal.db")]
-        db: PathBuf,
-        /// Only rows of this sweep.
-        #[arg(long)]
-        sweep: Option<String>,
-        /// Keys forming a line/group label (those that vary are shown).
-        #[arg(long, value_delimiter = ',', default_value = "dataset,model,method,init,temperature,strategy")]
-        group_by: Vec<String>,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Output directory.
         #[arg(long, default_value = "results/plots")]
         out: PathBuf,
@@ -116,26 +108,65 @@ enum ResultsCommand {
     /// Read every result.json under the directories into the database (idempotent; broken
     /// files are reported and skipped).
     Ingest {
+        /// Directories searched recursively for result.json files; each directory's name is
+        /// the sweep name of its runs.
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
+        /// Results database (created if missing).
         #[arg(long, default_value = "results/ssal.db")]
         db: PathBuf,
     },
-    /// Write one row per (run, cycle).
+    /// Write the selected runs as tidy data: one row per (run, cycle) with the sweep, the run
+    /// id, every config field that varies (dotted names), the seed, completeness, wall time, the
+    /// cycle's metrics and its time split.
     Export {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// CSV (with a header row) or JSON Lines.
         #[arg(long, value_enum, default_value = "csv")]
-        format: ExportFormat,
-        #[arg(long, default_value = "results/ssal.db")]
-        db: PathBuf,
+        format: crate::analysis::ExportFormat,
         /// Output file (written atomically). Default: standard output.
         #[arg(long)]
         out: Option<PathBuf>,
     },
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ExportFormat {
-    Csv,
+/// Which runs a report, plot or export reads, and how they form rows.
+#[derive(Debug, clap::Args)]
+struct SelectArgs {
+    /// Results database (written by `ssal results ingest`).
+    #[arg(long, default_value = "results/ssal.db")]
+    db: PathBuf,
+    /// Only runs of this sweep (the ingested directory's name).
+    #[arg(long)]
+    sweep: Option<String>,
+    /// Only runs whose config field equals VALUE (numbers compare as numbers, `75` = `75.0`);
+    /// repeatable, every filter must hold. FIELD as in --group-by.
+    #[arg(long = "where", value_name = "FIELD=VALUE")]
+    filters: Vec<crate::analysis::Filter>,
+    /// Config fields forming the rows: dotted paths (mixmatch.lambda_u, train.steps,
+    /// query.strategy, init.temperature, labeled.size, dataset.name, …) or `sweep`. Default:
+    /// every field that varies among the selected runs, except the seed.
+    #[arg(long, value_delimiter = ',', value_name = "FIELD,...")]
+    group_by: Option<Vec<String>>,
+    /// Take runs that did not finish every cycle into the statistics (marked); by default they
+    /// are left out and counted.
+    #[arg(long)]
+    include_incomplete: bool,
+}
+
+impl SelectArgs {
+    /// Opens the database read-only and selects the runs.
+    fn select(&self) -> anyhow::Result<crate::analysis::Selection> {
+        let store = open_existing(&self.db)?;
+        let query = crate::analysis::SelectionQuery {
+            sweep: self.sweep.clone(),
+            filters: self.filters.clone(),
+            group_by: self.group_by.clone(),
+            include_incomplete: self.include_incomplete,
+        };
+        Ok(crate::analysis::Selection::select(&store, &query)?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,21 +300,27 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Results { command: ResultsCommand::Export { format: ExportFormat::Csv, db, out } } => {
-            let rows = open_existing(&db)?.cycle_rows()?;
+        Command::Results { command: ResultsCommand::Export { select, format, out } } => {
+            let selection = select.select()?;
             let mut buf = Vec::new();
-            crate::store::write_csv(&rows, &mut buf)?;
+            crate::analysis::write_tidy(&selection, format, &mut buf)?;
             write_output(out.as_deref(), &String::from_utf8(buf)?)
         }
-        Command::Plot { db, sweep, group_by, out } => {
-            let rows = selected_rows(&db, sweep.as_deref(), &group_by)?;
+        Command::Plot { select, out } => {
+            let selection = select.select()?;
             std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let curves = out.join("learning_curves.svg");
             let scatter = out.join("distance_vs_diversity.svg");
+            let table = crate::report::build_table(
+                &selection,
+                crate::report::Metric::Accuracy,
+                None,
+                crate::report::TestChoice::Auto,
+            );
             let mut wrote = 0;
             for (path, result) in [
-                (&curves, crate::report::plot_learning_curves(&rows, &group_by, &curves)),
-                (&scatter, crate::report::plot_distance_vs_diversity(&rows, &group_by, &scatter)),
+                (&curves, crate::report::plot_learning_curves(&table, &curves)),
+                (&scatter, crate::report::plot_distance_vs_diversity(&selection, &scatter)),
             ] {
                 match result {
                     Ok(()) => {
@@ -295,24 +332,15 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 }
             }
             if wrote == 0 {
-                bail!("nothing to plot in {}", db.display());
+                bail!("nothing to plot in {}", select.db.display());
             }
             Ok(())
         }
-        Command::Report { db, sweep, metric, group_by, baseline, test, format } => {
-            let rows = selected_rows(&db, sweep.as_deref(), &group_by)?;
-            let table = crate::report::build_table(&rows, metric, &group_by, baseline.as_deref(), test);
-            if let (Some(b), None) = (&baseline, &table.baseline) {
-                bail!("--baseline {b:?} matches no row; rows are: {}", table.rows.join(" | "));
-            }
-            let mut text = table.render(format);
-            if format != crate::report::Format::Csv {
-                for line in table.comparison_lines() {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-            }
-            write_output(None, &text)
+        Command::Report { select, metric, baseline, test, format } => {
+            let selection = select.select()?;
+            let baseline = baseline.as_deref().map(|b| selection.find_row(b)).transpose()?;
+            let table = crate::report::build_table(&selection, metric, baseline, test);
+            write_output(None, &table.render(format))
         }
         Command::Info => {
             println!("ssal {} ({})", env!("CARGO_PKG_VERSION"), env!("SSAL_GIT_COMMIT"));
@@ -340,27 +368,10 @@ fn read_index_file(path: &std::path::Path) -> anyhow::Result<Vec<usize>> {
     Ok(out)
 }
 
-/// The stored (run, cycle) rows of one sweep (or all), after checking the grouping keys.
-fn selected_rows(
-    db: &std::path::Path,
-    sweep: Option<&str>,
-    group_by: &[String],
-) -> anyhow::Result<Vec<crate::store::CycleRow>> {
-    if let Some(bad) = group_by.iter().find(|k| !crate::report::ROW_KEYS.contains(&k.as_str())) {
-        bail!("--group-by: unknown key {bad:?} (choose from {})", crate::report::ROW_KEYS.join(", "));
-    }
-    let rows: Vec<_> =
-        open_existing(db)?.cycle_rows()?.into_iter().filter(|r| sweep.is_none_or(|s| r.sweep == s)).collect();
-    if rows.is_empty() {
-        bail!("no results in {}{}", db.display(), sweep.map(|s| format!(" for sweep {s:?}")).unwrap_or_default());
-    }
-    Ok(rows)
-}
-
 /// Opens a results database that must already exist (reports never create an empty one).
 fn open_existing(db: &std::path::Path) -> anyhow::Result<crate::store::Store> {
     if !db.is_file() {
         bail!("no results database at {} (run `ssal results ingest DIR` first)", db.display());
     }
-    Ok(crate::store::Store::open(db)?)
+    Ok(crate::store::Store::open_read_only(db)?)
 }

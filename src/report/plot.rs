@@ -1,7 +1,7 @@
 //! SVG figures: learning curves (mean accuracy vs labels with a ±SE band, one line per method)
 //! and the class-distance vs diversity scatter of initial sets (the paper's Fig. 4).
-use super::{build_table, row_labeler, Metric};
-use crate::store::CycleRow;
+use super::{Column, Table};
+use crate::analysis::Selection;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -74,13 +74,21 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Writes `path` (SVG): mean test accuracy against the number of labels per row label.
-pub fn plot_learning_curves(rows: &[CycleRow], keys: &[String], path: &Path) -> Result<(), PlotError> {
-    let table = build_table(rows, Metric::Accuracy, keys, None, super::TestChoice::Auto);
-    if table.cells.is_empty() {
+/// Writes `path` (SVG): mean test accuracy against the number of labels per row of an accuracy
+/// table.
+pub fn plot_learning_curves(table: &Table, path: &Path) -> Result<(), PlotError> {
+    let budgets: Vec<i64> = table
+        .columns
+        .iter()
+        .filter_map(|c| match c {
+            Column::Budget(b) => Some(*b),
+            Column::Auc => None,
+        })
+        .collect();
+    if budgets.is_empty() {
         return Err(PlotError::Empty("learning curves (no accuracies)".into()));
     }
-    let (xmin, xmax) = (*table.columns.first().unwrap() as f64, *table.columns.last().unwrap() as f64);
+    let (xmin, xmax) = (*budgets.first().unwrap() as f64, *budgets.last().unwrap() as f64);
     let lows = table.cells.values().map(|c| c.summary.mean - c.summary.se.max(0.0).min(1e9));
     let highs = table.cells.values().map(|c| c.summary.mean + if c.summary.se.is_nan() { 0.0 } else { c.summary.se });
     let (ymin, ymax) = padded(lows.fold(f64::INFINITY, f64::min), highs.fold(f64::NEG_INFINITY, f64::max));
@@ -89,13 +97,12 @@ pub fn plot_learning_curves(rows: &[CycleRow], keys: &[String], path: &Path) -> 
     let caption = "Test accuracy of the EMA model (mean ± SE over seeds)";
     let axes = ("labeled images", "test accuracy (%)");
     let mut chart = frame(&root, caption, xmin..xmax, ymin..ymax, axes, path)?;
-    for (i, row) in table.rows.iter().enumerate() {
+    for (i, row) in table.labels.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let pts: Vec<(f64, f64, f64)> = table
-            .columns
+        let pts: Vec<(f64, f64, f64)> = budgets
             .iter()
-            .filter_map(|c| {
-                table.cells.get(&(row.clone(), *c)).map(|cell| (*c as f64, cell.summary.mean, cell.summary.se))
+            .filter_map(|b| {
+                table.cells.get(&(i, Column::Budget(*b))).map(|cell| (*b as f64, cell.summary.mean, cell.summary.se))
             })
             .collect();
         let se = |s: f64| if s.is_nan() { 0.0 } else { s };
@@ -116,19 +123,20 @@ pub fn plot_learning_curves(rows: &[CycleRow], keys: &[String], path: &Path) -> 
 
 /// Writes `path` (SVG): class-distribution distance against diversity of each run's initial set,
 /// one colour per row label, group means as large markers.
-pub fn plot_distance_vs_diversity(rows: &[CycleRow], keys: &[String], path: &Path) -> Result<(), PlotError> {
-    let initial: Vec<CycleRow> =
-        rows.iter().filter(|r| r.cycle == 0 && r.diversity.is_some() && r.class_distance.is_some()).cloned().collect();
+pub fn plot_distance_vs_diversity(selection: &Selection, path: &Path) -> Result<(), PlotError> {
+    let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for run in &selection.runs {
+        let initial = run.cycles.iter().find(|c| c.cycle == 0);
+        if let Some((Some(d), Some(c))) = initial.map(|c| (c.diversity, c.class_distance)) {
+            groups.entry(selection.label(run.row)).or_default().push((d, c));
+        }
+    }
+    let initial: Vec<(f64, f64)> = groups.values().flatten().copied().collect();
     if initial.is_empty() {
         return Err(PlotError::Empty("distance vs diversity (no initial sets with an embedding)".into()));
     }
-    let label = row_labeler(&initial, keys);
-    let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for r in &initial {
-        groups.entry(label(r)).or_default().push((r.diversity.unwrap(), r.class_distance.unwrap()));
-    }
-    let xs = initial.iter().map(|r| r.diversity.unwrap());
-    let ys = initial.iter().map(|r| r.class_distance.unwrap());
+    let xs = initial.iter().map(|p| p.0);
+    let ys = initial.iter().map(|p| p.1);
     let (xmin, xmax) = padded(xs.clone().fold(f64::INFINITY, f64::min), xs.fold(f64::NEG_INFINITY, f64::max));
     let (ymin, ymax) = padded(0.0, ys.fold(f64::NEG_INFINITY, f64::max));
     let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
@@ -146,11 +154,7 @@ pub fn plot_distance_vs_diversity(rows: &[CycleRow], keys: &[String], path: &Pat
         let mean = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
         chart.draw_series(std::iter::once(TriangleMarker::new(mean, 10, color.filled()))).map_err(draw_err(path))?;
     }
-    let corner = emptiest_corner(
-        initial.iter().map(|r| (r.diversity.unwrap(), r.class_distance.unwrap())),
-        (xmin, xmax),
-        (ymin.max(0.0), ymax),
-    );
+    let corner = emptiest_corner(initial.iter().copied(), (xmin, xmax), (ymin.max(0.0), ymax));
     finish(chart, &root, corner, path)
 }
 
@@ -175,41 +179,45 @@ fn emptiest_corner(points: impl Iterator<Item = (f64, f64)>, x: (f64, f64), y: (
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(method: &str, seed: i64, n: i64, acc: f64, div: f64) -> CycleRow {
-        CycleRow {
-            class_distance: Some(0.1 * seed as f64),
-            diversity: Some(div),
-            ..crate::report::tests::sample_row(method, seed, n, acc)
-        }
-    }
+    use crate::report::tests::{cycle, selection};
+    use crate::report::{build_table, Metric, TestChoice};
+    use crate::store::StoredCycle;
 
     #[test]
     fn figures_carry_their_series_and_axes() {
         let t = tempfile::tempdir().unwrap();
-        let rows: Vec<CycleRow> = (0..3)
+        let with = |n, acc, seed: i64, div| StoredCycle {
+            class_distance: Some(0.1 * seed as f64),
+            diversity: Some(div),
+            ..cycle(n, acc)
+        };
+        let runs = (0..3)
             .flat_map(|s| {
                 [
-                    row("mixmatch", s, 100, 0.7, 2.0 + s as f64),
-                    row("supervised", s, 100, 0.6, 1.0),
-                    row("supervised", s, 1000, 0.8, 1.0),
+                    ("mixmatch", s, vec![with(100, 0.7, s, 2.0 + s as f64)]),
+                    (
+                        "supervised",
+                        s,
+                        vec![with(100, 0.6, s, 1.0), StoredCycle { cycle: 1, ..with(1000, 0.8, s, 1.0) }],
+                    ),
                 ]
             })
             .collect();
-        let keys = vec!["method".to_string()];
+        let sel = selection(runs);
+        let table = build_table(&sel, Metric::Accuracy, None, TestChoice::Auto);
         let lc = t.path().join("lc.svg");
-        plot_learning_curves(&rows, &keys, &lc).unwrap();
+        plot_learning_curves(&table, &lc).unwrap();
         let svg = std::fs::read_to_string(&lc).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("method=mixmatch") && svg.contains("method=supervised"));
         assert!(svg.contains("labeled images") && svg.contains("test accuracy (%)"));
         let sc = t.path().join("sc.svg");
-        plot_distance_vs_diversity(&rows, &keys, &sc).unwrap();
+        plot_distance_vs_diversity(&sel, &sc).unwrap();
         let svg = std::fs::read_to_string(&sc).unwrap();
         assert!(svg.contains("class-distribution distance") && svg.contains("method=mixmatch"));
-        // 9 rows → 9 per-seed circles plus one legend circle per group (2).
-        assert_eq!(svg.matches("<circle").count(), 9 + 2);
+        // 6 initial sets → 6 per-seed circles plus one legend circle per group (2).
+        assert_eq!(svg.matches("<circle").count(), 6 + 2);
         // Without accuracies there is nothing to draw, and it says so.
-        let none: Vec<CycleRow> = rows.iter().map(|r| CycleRow { accuracy: None, ..r.clone() }).collect();
-        assert!(matches!(plot_learning_curves(&none, &keys, &lc), Err(PlotError::Empty(_))));
+        let none = build_table(&sel, Metric::Consistency, None, TestChoice::Auto);
+        assert!(matches!(plot_learning_curves(&none, &lc), Err(PlotError::Empty(_))));
     }
 }

@@ -110,6 +110,92 @@ pub fn cohens_d(a: &[f64], b: &[f64]) -> f64 {
     (mean(a) - mean(b)) / pooled
 }
 
+/// Cohen's d_z for paired samples: the mean of the differences over their standard deviation
+/// (the effect size that goes with the paired t-test: t = d_z·√n).
+pub fn cohens_dz(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "paired samples must have equal length");
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    mean(&d) / variance(&d).sqrt()
+}
+
+/// Normalised area under a learning curve: the trapezoid integral of `y` over the label axis
+/// `x` divided by the axis' width, i.e. the curve's mean height (in `y`'s unit). `points` must
+/// be sorted by `x`; fewer than two distinct `x` give NaN.
+pub fn normalized_auc(points: &[(f64, f64)]) -> f64 {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else { return f64::NAN };
+    let width = last.0 - first.0;
+    if width <= 0.0 {
+        return f64::NAN;
+    }
+    points.windows(2).map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0).sum::<f64>() / width
+}
+
+/// Ranks of `values` (1 = best; ties share the mean of their ranks; NaN values get NaN).
+pub fn ranks(values: &[f64], higher_is_better: bool) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).filter(|&i| !values[i].is_nan()).collect();
+    order.sort_by(|&i, &j| {
+        let o = values[i].total_cmp(&values[j]);
+        if higher_is_better {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+    let mut out = vec![f64::NAN; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]] == values[order[start]] {
+            end += 1;
+        }
+        let rank = (start + 1 + end) as f64 / 2.0; // mean of ranks start+1 ..= end
+        for &i in &order[start..end] {
+            out[i] = rank;
+        }
+        start = end;
+    }
+    out
+}
+
+/// The pairwise penalty matrix of Ash et al. 2020 (BADGE, ICLR, Sec. 5): `by_budget[b][r]` holds
+/// row r's values by seed at budget b. For every pair of rows and budget, a two-sided paired
+/// t-test over their shared seeds (at least two) at level `alpha`; when significant, the better
+/// row's entry against the other gains 1/(number of budgets). Entry [i][j] is thus the share of
+/// budgets at which row i beat row j; a column's sum says how often that row was beaten.
+pub fn penalty_matrix(
+    by_budget: &[Vec<Option<&std::collections::BTreeMap<i64, f64>>>],
+    rows: usize,
+    higher_is_better: bool,
+    alpha: f64,
+) -> Vec<Vec<f64>> {
+    let mut p = vec![vec![0.0; rows]; rows];
+    let weight = 1.0 / by_budget.len() as f64;
+    for cells in by_budget {
+        for i in 0..rows {
+            for j in i + 1..rows {
+                let (Some(a), Some(b)) = (cells[i], cells[j]) else { continue };
+                let shared: Vec<i64> = a.keys().filter(|s| b.contains_key(s)).copied().collect();
+                if shared.len() < 2 {
+                    continue;
+                }
+                let x: Vec<f64> = shared.iter().map(|s| a[s]).collect();
+                let y: Vec<f64> = shared.iter().map(|s| b[s]).collect();
+                let test = paired_t_test(&x, &y);
+                if !(test.p < alpha) {
+                    continue;
+                }
+                let i_better = (test.t > 0.0) == higher_is_better;
+                if i_better {
+                    p[i][j] += weight;
+                } else {
+                    p[j][i] += weight;
+                }
+            }
+        }
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +285,52 @@ mod tests {
         let x = [1.0, 2.0, 3.0];
         let y: Vec<f64> = x.iter().map(|v| v - 1.0).collect();
         close(cohens_d(&x, &y), 1.0, 1e-12);
+    }
+
+    #[test]
+    fn cohens_dz_closed_form() {
+        // NumPy: d = A − B; d.mean() / d.std(ddof=1) = 1.1555568236570182.
+        close(cohens_dz(&A, &B), 1.1555568236570182, 1e-9);
+        // d_z · √n is the paired t statistic.
+        close(cohens_dz(&A, &B) * 5f64.sqrt(), paired_t_test(&A, &B).t, 1e-9);
+    }
+
+    #[test]
+    fn auc_hand_computed() {
+        // Trapezoids (100→150: 50·(60+70)/2 = 3250; 150→300: 150·(70+80)/2 = 11250) over width 200.
+        close(normalized_auc(&[(100.0, 60.0), (150.0, 70.0), (300.0, 80.0)]), 14500.0 / 200.0, 1e-12);
+        // A flat curve's area is its height; one point has none.
+        close(normalized_auc(&[(10.0, 5.0), (20.0, 5.0)]), 5.0, 1e-12);
+        assert!(normalized_auc(&[(10.0, 5.0)]).is_nan());
+    }
+
+    #[test]
+    fn ranks_with_ties() {
+        assert_eq!(ranks(&[0.5, 0.9, 0.5, 0.1], true), vec![2.5, 1.0, 2.5, 4.0]);
+        assert_eq!(ranks(&[0.5, 0.9, 0.1], false), vec![2.0, 3.0, 1.0]);
+        let r = ranks(&[f64::NAN, 1.0], true);
+        assert!(r[0].is_nan() && r[1] == 1.0);
+    }
+
+    #[test]
+    fn penalty_matrix_hand_computed() {
+        use std::collections::BTreeMap;
+        let m = |v: &[f64]| -> BTreeMap<i64, f64> { v.iter().enumerate().map(|(s, x)| (s as i64, *x)).collect() };
+        // Row 0 beats row 1 at both budgets (a constant shift: p = 0); row 2 equals row 0 at the
+        // first budget (t = 0) and is beaten by both at the second (paired p of A vs B is 0.061,
+        // not significant, so only the exact shifts count).
+        let (r0a, r1a, r2a) = (m(&[1.0, 2.0, 3.0]), m(&[0.0, 1.0, 2.0]), m(&[1.0, 2.0, 3.0]));
+        let (r0b, r1b, r2b) = (m(&[5.0, 6.0, 7.0]), m(&[4.0, 5.0, 6.0]), m(&[3.0, 4.0, 5.0]));
+        let budgets = vec![vec![Some(&r0a), Some(&r1a), Some(&r2a)], vec![Some(&r0b), Some(&r1b), Some(&r2b)]];
+        let p = penalty_matrix(&budgets, 3, true, 0.05);
+        assert_eq!(p, vec![vec![0.0, 1.0, 0.5], vec![0.0, 0.0, 0.5], vec![0.0, 0.5, 0.0]]);
+        // Lower is better: the wins swap sides.
+        let q = penalty_matrix(&budgets, 3, false, 0.05);
+        assert_eq!(q[1][0], 1.0);
+        // A and B (paired p = 0.061) are no significant difference at α = 0.05, but are at 0.1.
+        let (a, b) = (m(&A), m(&B));
+        let one = vec![vec![Some(&a), Some(&b)]];
+        assert_eq!(penalty_matrix(&one, 2, true, 0.05), vec![vec![0.0, 0.0], vec![0.0, 0.0]]);
+        assert_eq!(penalty_matrix(&one, 2, true, 0.1), vec![vec![0.0, 1.0], vec![0.0, 0.0]]);
     }
 }

@@ -3,6 +3,7 @@
 use crate::config::{EmbeddingSource, InitStrategy};
 use crate::experiment::RunResult;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Errors of the store itself (a bad result file is reported, not an error).
@@ -12,10 +13,13 @@ pub enum StoreError {
     Sql { path: PathBuf, source: rusqlite::Error },
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("database {path} was written by an older ssal: run `ssal results ingest` on it once to upgrade it")]
+    Outdated { path: PathBuf },
 }
 
 /// Schema migrations; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE runs (
         path TEXT PRIMARY KEY,
         file_hash TEXT NOT NULL,
@@ -43,7 +47,28 @@ const MIGRATIONS: &[&str] = &["
         consistency REAL,
         PRIMARY KEY (path, cycle)
     );
-"];
+",
+    // Every config field of a run as a (field, value) row, so that reports can group and filter
+    // by any field; the per-cycle time split. Old runs get their fields from config_json (see
+    // `backfill_fields`) and are re-read on the next ingest for their time split.
+    "
+    CREATE TABLE run_fields (
+        path TEXT NOT NULL REFERENCES runs(path) ON DELETE CASCADE,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (path, field)
+    ) WITHOUT ROWID;
+    CREATE INDEX run_fields_by_field ON run_fields(field, value);
+    ALTER TABLE cycles ADD COLUMN embed_seconds REAL;
+    ALTER TABLE cycles ADD COLUMN train_seconds REAL;
+    ALTER TABLE cycles ADD COLUMN query_seconds REAL;
+    ALTER TABLE cycles ADD COLUMN eval_seconds REAL;
+    UPDATE runs SET file_hash = '';
+",
+];
+
+/// The migration that introduced `run_fields`: opening an older database backfills it.
+const FIELDS_MIGRATION: usize = 2;
 
 /// An open results database.
 pub struct Store {
@@ -61,24 +86,35 @@ pub struct IngestReport {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// One exported (run, cycle) row.
+/// One stored run: what identifies it, without its config fields or cycles.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CycleRow {
+pub struct StoredRun {
+    /// The canonical path of its `result.json` (the run's key in the database).
+    pub path: String,
+    /// The config's content hash (the sweep's job id).
     pub run_id: String,
+    /// The name of the directory it was ingested from.
     pub sweep: String,
-    pub dataset: String,
-    pub model: String,
-    pub init: String,
-    pub temperature: Option<f64>,
-    pub strategy: Option<String>,
     pub seed: i64,
+    /// Whether the run finished every cycle.
+    pub complete: bool,
+    pub wall_seconds: f64,
+}
+
+/// One stored (run, cycle): the metrics and the time split of that cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCycle {
     pub cycle: i64,
     pub n_labeled: i64,
+    /// Test accuracy in [0, 1].
     pub accuracy: Option<f64>,
     pub class_distance: Option<f64>,
     pub diversity: Option<f64>,
     pub consistency: Option<f64>,
-    pub method: String,
+    pub embed_seconds: Option<f64>,
+    pub train_seconds: Option<f64>,
+    pub query_seconds: Option<f64>,
+    pub eval_seconds: Option<f64>,
 }
 
 fn snake<T: serde::Serialize>(v: &T) -> String {
@@ -86,19 +122,38 @@ fn snake<T: serde::Serialize>(v: &T) -> String {
 }
 
 impl Store {
-    /// Opens (creating and migrating) the database at `path`, in WAL mode.
+    /// Opens (creating and migrating) the database at `path` for writing.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let sql = |source| StoreError::Sql { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         }
         let conn = Connection::open(path).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        // A rollback journal rather than WAL: between writes the database is one self-contained
+        // file, which a reader can open in a read-only directory (WAL readers need -shm files).
+        conn.pragma_update(None, "journal_mode", "DELETE").map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
             conn.execute_batch(m).map_err(sql)?;
+            if i + 1 == FIELDS_MIGRATION && version > 0 {
+                backfill_fields(&conn).map_err(sql)?;
+            }
             conn.pragma_update(None, "user_version", i + 1).map_err(sql)?;
+        }
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
+
+    /// Opens an existing, current database for reading only (reports, plots, exports), so that
+    /// reading never writes and works in a read-only directory. An older schema is refused with
+    /// the command that upgrades it.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let sql = |source| StoreError::Sql { path: path.to_path_buf(), source };
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sql)?;
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
+        if version < MIGRATIONS.len() {
+            return Err(StoreError::Outdated { path: path.to_path_buf() });
         }
         Ok(Store { conn, path: path.to_path_buf() })
     }
@@ -158,40 +213,136 @@ impl Store {
         Ok(report)
     }
 
-    /// Every (run, cycle) row, ordered by sweep, configuration, seed and cycle.
-    pub fn cycle_rows(&self) -> Result<Vec<CycleRow>, StoreError> {
+    /// The stored runs, of one sweep or all, ordered by path.
+    pub fn runs(&self, sweep: Option<&str>) -> Result<Vec<StoredRun>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT r.run_id, r.sweep, r.dataset, r.model, r.init, r.temperature, r.strategy, r.seed,
-                        c.cycle, c.n_labeled, c.accuracy, c.class_distance, c.diversity, c.consistency, r.method
-                 FROM cycles c JOIN runs r ON r.path = c.path
-                 ORDER BY r.sweep, r.dataset, r.method, r.init, r.temperature, r.strategy, r.seed, c.cycle, r.path",
+                "SELECT path, run_id, sweep, seed, complete, wall_seconds FROM runs
+                 WHERE ?1 IS NULL OR sweep = ?1 ORDER BY path",
             )
             .map_err(self.sql())?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok(CycleRow {
-                    run_id: r.get(0)?,
-                    sweep: r.get(1)?,
-                    dataset: r.get(2)?,
-                    model: r.get(3)?,
-                    init: r.get(4)?,
-                    temperature: r.get(5)?,
-                    strategy: r.get(6)?,
-                    seed: r.get(7)?,
-                    cycle: r.get(8)?,
-                    n_labeled: r.get(9)?,
-                    accuracy: r.get(10)?,
-                    class_distance: r.get(11)?,
-                    diversity: r.get(12)?,
-                    consistency: r.get(13)?,
-                    method: r.get(14)?,
+            .query_map([sweep], |r| {
+                Ok(StoredRun {
+                    path: r.get(0)?,
+                    run_id: r.get(1)?,
+                    sweep: r.get(2)?,
+                    seed: r.get(3)?,
+                    complete: r.get(4)?,
+                    wall_seconds: r.get(5)?,
                 })
             })
             .map_err(self.sql())?;
         rows.collect::<Result<_, _>>().map_err(self.sql())
     }
+
+    /// The sweep names in the database.
+    pub fn sweeps(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT sweep FROM runs ORDER BY sweep").map_err(self.sql())?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Every config field name stored for any run.
+    pub fn field_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT DISTINCT field FROM run_fields ORDER BY field").map_err(self.sql())?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// One field's value for every run that has it: run path → value text.
+    pub fn field_values(&self, field: &str) -> Result<HashMap<String, String>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT path, value FROM run_fields WHERE field = ?1").map_err(self.sql())?;
+        let rows = stmt.query_map([field], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// The fields whose value differs among `paths` (or that some of them lack), read from
+    /// the field index in one grouped query.
+    pub fn varying_fields(&self, paths: &[&str]) -> Result<Vec<String>, StoreError> {
+        let sql = self.sql();
+        self.conn
+            .execute_batch("CREATE TEMP TABLE IF NOT EXISTS selection (path TEXT PRIMARY KEY); DELETE FROM selection;")
+            .map_err(&sql)?;
+        {
+            let mut insert = self.conn.prepare_cached("INSERT OR IGNORE INTO selection VALUES (?1)").map_err(&sql)?;
+            for p in paths {
+                insert.execute([p]).map_err(&sql)?;
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT f.field FROM run_fields f JOIN selection s ON s.path = f.path
+                 GROUP BY f.field HAVING COUNT(DISTINCT f.value) > 1 OR COUNT(*) < ?1 ORDER BY f.field",
+            )
+            .map_err(&sql)?;
+        let n = paths.iter().collect::<std::collections::BTreeSet<_>>().len() as i64;
+        let rows = stmt.query_map([n], |r| r.get(0)).map_err(&sql)?;
+        rows.collect::<Result<_, _>>().map_err(&sql)
+    }
+
+    /// All config fields of one run.
+    pub fn run_fields(&self, path: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT field, value FROM run_fields WHERE path = ?1").map_err(self.sql())?;
+        let rows = stmt.query_map([path], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.sql())?;
+        rows.collect::<Result<_, _>>().map_err(self.sql())
+    }
+
+    /// Every stored cycle, by run path, in cycle order.
+    pub fn cycles(&self) -> Result<HashMap<String, Vec<StoredCycle>>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT path, cycle, n_labeled, accuracy, class_distance, diversity, consistency,
+                        embed_seconds, train_seconds, query_seconds, eval_seconds
+                 FROM cycles ORDER BY path, cycle",
+            )
+            .map_err(self.sql())?;
+        let mut out: HashMap<String, Vec<StoredCycle>> = HashMap::new();
+        let mut rows = stmt.query([]).map_err(self.sql())?;
+        while let Some(r) = rows.next().map_err(self.sql())? {
+            let read = || -> rusqlite::Result<(String, StoredCycle)> {
+                Ok((
+                    r.get(0)?,
+                    StoredCycle {
+                        cycle: r.get(1)?,
+                        n_labeled: r.get(2)?,
+                        accuracy: r.get(3)?,
+                        class_distance: r.get(4)?,
+                        diversity: r.get(5)?,
+                        consistency: r.get(6)?,
+                        embed_seconds: r.get(7)?,
+                        train_seconds: r.get(8)?,
+                        query_seconds: r.get(9)?,
+                        eval_seconds: r.get(10)?,
+                    },
+                ))
+            };
+            let (path, cycle) = read().map_err(self.sql())?;
+            out.entry(path).or_default().push(cycle);
+        }
+        Ok(out)
+    }
+}
+
+/// Fills `run_fields` from the stored configs of a database older than the field index.
+fn backfill_fields(conn: &Connection) -> rusqlite::Result<()> {
+    let stored: Vec<(String, String)> = conn
+        .prepare("SELECT path, config_json FROM runs")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut insert = conn.prepare("INSERT INTO run_fields VALUES (?1, ?2, ?3)")?;
+    for (path, json) in stored {
+        let Ok(config) = serde_json::from_str::<serde_json::Value>(&json) else { continue };
+        for (field, value) in crate::config::field_map(&config) {
+            insert.execute(params![path, field, value])?;
+        }
+    }
+    Ok(())
 }
 
 fn insert_run(tx: &rusqlite::Transaction, key: &str, hash: &str, sweep: &str, r: &RunResult) -> rusqlite::Result<()> {
@@ -221,7 +372,8 @@ fn insert_run(tx: &rusqlite::Transaction, key: &str, hash: &str, sweep: &str, r:
             r.wall_seconds,
             serde_json::to_string(c).expect("serialises"),
         ])?;
-    let mut insert_cycle = tx.prepare_cached("INSERT INTO cycles VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+    let mut insert_cycle =
+        tx.prepare_cached("INSERT INTO cycles VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?;
     for cy in &r.cycles {
         insert_cycle.execute(params![
             key,
@@ -230,8 +382,16 @@ fn insert_run(tx: &rusqlite::Transaction, key: &str, hash: &str, sweep: &str, r:
             cy.accuracy,
             cy.class_distance,
             cy.diversity,
-            cy.consistency
+            cy.consistency,
+            cy.embed_seconds,
+            cy.train_seconds,
+            cy.query_seconds,
+            cy.eval_seconds
         ])?;
+    }
+    let mut insert_field = tx.prepare_cached("INSERT INTO run_fields VALUES (?1, ?2, ?3)")?;
+    for (field, value) in c.fields() {
+        insert_field.execute(params![key, field, value])?;
     }
     Ok(())
 }
@@ -245,52 +405,5 @@ fn collect_results(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
             out.push(path);
         }
     }
-    Ok(())
-}
-
-/// The export header, in the documented column order.
-pub const CSV_HEADER: [&str; 15] = [
-    "run_id",
-    "sweep",
-    "dataset",
-    "model",
-    "init",
-    "temperature",
-    "strategy",
-    "seed",
-    "cycle",
-    "n_labeled",
-    "accuracy",
-    "class_distance",
-    "diversity",
-    "consistency",
-    "method",
-];
-
-/// Writes rows as CSV (empty cells where a value does not apply).
-pub fn write_csv<W: std::io::Write>(rows: &[CycleRow], out: W) -> csv::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_HEADER)?;
-    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    for r in rows {
-        w.write_record([
-            r.run_id.clone(),
-            r.sweep.clone(),
-            r.dataset.clone(),
-            r.model.clone(),
-            r.init.clone(),
-            opt(r.temperature),
-            r.strategy.clone().unwrap_or_default(),
-            r.seed.to_string(),
-            r.cycle.to_string(),
-            r.n_labeled.to_string(),
-            opt(r.accuracy),
-            opt(r.class_distance),
-            opt(r.diversity),
-            opt(r.consistency),
-            r.method.clone(),
-        ])?;
-    }
-    w.flush()?;
     Ok(())
 }

@@ -42,9 +42,10 @@ struct SweepFile {
     /// The experiment config every job starts from. Default: all defaults.
     #[serde(default)]
     base: Table,
-    /// Axes: dotted config field → list of values. Default: no axis (one job).
+    /// Axes: dotted config field → list of values, written quoted (`"mixmatch.lambda_u" = […]`)
+    /// or as TOML dotted keys / sub-tables (`mixmatch.lambda_u = […]`). Default: no axis (one job).
     #[serde(default)]
-    grid: BTreeMap<Spanned<String>, Spanned<Vec<Value>>>,
+    grid: BTreeMap<Spanned<String>, Value>,
     /// Partial combinations removed from the product (a job matching all fields of one is dropped).
     #[serde(default)]
     exclude: Vec<BTreeMap<Spanned<String>, Value>>,
@@ -159,6 +160,19 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// Turns one `[grid]` entry into axes: a list is an axis named by its dotted path; a table (a
+/// TOML dotted key or sub-table such as `mixmatch.lambda_u = […]`) holds further entries.
+fn flatten_axes(path: &str, value: &Value, out: &mut Vec<(String, Vec<Value>)>) -> Result<(), String> {
+    match value {
+        Value::Array(values) => {
+            out.push((path.to_string(), values.clone()));
+            Ok(())
+        }
+        Value::Table(entries) => entries.iter().try_for_each(|(k, v)| flatten_axes(&format!("{path}.{k}"), v, out)),
+        other => Err(format!("axis `{path}` must be a list of values, got {other}")),
+    }
+}
+
 /// Parses and expands a sweep file.
 pub fn plan_file(path: &Path) -> Result<Plan, SweepError> {
     let text = std::fs::read_to_string(path).map_err(|source| SweepError::Io { path: path.into(), source })?;
@@ -182,16 +196,20 @@ pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
             .map_err(|m| invalid(format!("line {}: {m}", line_of(text, key.span().start))))
     };
     let mut axes = Vec::new();
-    for (key, values) in &file.grid {
-        check(key)?;
-        if values.get_ref().is_empty() {
-            return Err(invalid(format!(
-                "line {}: axis `{}` has no values",
-                line_of(text, values.span().start),
-                key.get_ref()
-            )));
+    for (key, value) in &file.grid {
+        let line = line_of(text, key.span().start);
+        let mut flat = Vec::new();
+        flatten_axes(key.get_ref(), value, &mut flat).map_err(|m| invalid(format!("line {line}: {m}")))?;
+        for (name, values) in flat {
+            if name != VARIANT_AXIS {
+                set_field(&mut Table::new(), &schema, &name, Value::Boolean(false))
+                    .map_err(|m| invalid(format!("line {line}: {m}")))?;
+            }
+            if values.is_empty() {
+                return Err(invalid(format!("line {line}: axis `{name}` has no values")));
+            }
+            axes.push((name, values));
         }
-        axes.push((key.get_ref().clone(), values.get_ref().clone()));
     }
     for k in file.exclude.iter().chain(&file.include).flat_map(|m| m.keys()) {
         check(k)?;
@@ -397,6 +415,22 @@ variant = [{ method = "supervised", query.strategy = "entropy" }, { query = { st
         assert!(e.contains("must be tables"), "{e}");
         // Optional fields are valid axes.
         assert_eq!(plan("[grid]\n\"rotnet.seed\" = [0, 1]\n").unwrap().jobs.len(), 2);
+    }
+
+    #[test]
+    fn dotted_axis_keys_parse_like_quoted_ones() {
+        let quoted = plan("[grid]\n\"mixmatch.lambda_u\" = [1.0, 75.0]\nseed = [0, 1]\n").unwrap();
+        let dotted = plan("[grid]\nmixmatch.lambda_u = [1.0, 75.0]\nseed = [0, 1]\n").unwrap();
+        let table = plan("[grid]\nseed = [0, 1]\n[grid.mixmatch]\nlambda_u = [1.0, 75.0]\n").unwrap();
+        let ids = |p: &Plan| p.jobs.iter().map(|j| j.id.clone()).collect::<BTreeSet<_>>();
+        assert_eq!(quoted.jobs.len(), 4);
+        assert_eq!(ids(&quoted), ids(&dotted));
+        assert_eq!(ids(&quoted), ids(&table));
+        assert!(dotted.axes.iter().any(|(a, _)| a == "mixmatch.lambda_u"), "{:?}", dotted.axes);
+        let e = plan("[grid]\nmixmatch.lambda_z = [1.0]\n").unwrap_err().to_string();
+        assert!(e.contains("mixmatch.lambda_z") && e.contains("line 2"), "{e}");
+        let e = plan("[grid]\nmixmatch.lambda_u = 1.0\n").unwrap_err().to_string();
+        assert!(e.contains("must be a list"), "{e}");
     }
 
     #[test]
