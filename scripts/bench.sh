@@ -6,6 +6,9 @@
 #
 #   bash scripts/bench.sh                    # all sections (about 15 min on a 2-core CPU)
 #   bash scripts/bench.sh diversity store    # some of: planner diversity consistency mixmatch store e2e
+#   bash scripts/bench.sh gpu                # the GPU rows (WRN-28-2 MixMatch step, diversity sampling
+#                                            # on the device): needs a CUDA GPU, so not part of "all";
+#                                            # on a GPU machine without Rust, see scripts/bench-device.sh
 #
 # Run it on an otherwise idle machine: the ratios are only as good as the quiet around them.
 set -euo pipefail
@@ -78,7 +81,11 @@ for s in $sections; do
       hotpath consistency wrn28_2 200
       ;;
     e2e) end_to_end ;;
-    *) echo "unknown section $s (sections: $all)" >&2; exit 2 ;;
+    gpu)
+      hotpath mixmatch wrn28_2 cuda
+      hotpath diversity cuda
+      ;;
+    *) echo "unknown section $s (sections: $all gpu)" >&2; exit 2 ;;
   esac
 done
 

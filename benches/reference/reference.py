@@ -28,12 +28,38 @@ def emit(**fields):
     print(json.dumps(fields))
 
 
+def device_of(args):
+    """The torch device of --device, failing with one line when CUDA is asked for but absent."""
+    import torch
+
+    dev = torch.device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("reference.py: --device cuda, but torch sees no CUDA device")
+    return dev
+
+
+def sync(dev):
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def device_fields(dev):
+    import torch
+
+    return {"device_name": torch.cuda.get_device_name(dev)} if dev.type == "cuda" else {}
+
+
 # ---------------------------------------------------------------------------------------------
 # Diversity sampling in the style of BADGE's init_centers: after each pick, the distances of all
 # points to the newest centre (sklearn pairwise_distances), a running minimum, then the argmax
 # (T = 0, k-center greedy) or a draw with probability ∝ D^(1/T) (T = 0.5: k-means++).
 def diversity(args):
     import numpy as np
+
+    if args.device is not None:
+        return diversity_torch(args)
     from sklearn.metrics import pairwise_distances
 
     x = np.load(args.embeddings)
@@ -50,6 +76,37 @@ def diversity(args):
         chosen.append(i)
         dist = np.minimum(dist, pairwise_distances(x, x[[i]]).ravel())
     emit(seconds=time.perf_counter() - t0, chosen=chosen[1:])
+
+
+# The same loop in PyTorch on a device, as a researcher would port it: torch.cdist to the newest centre,
+# a running minimum on the device, argmax or torch.multinomial, one pick to the host per round.
+# The copy of the matrix to the device is timed, as in ssal's diversity_sample_on.
+def diversity_torch(args):
+    import numpy as np
+    import torch
+
+    dev = device_of(args)
+    host = torch.from_numpy(np.load(args.embeddings))
+    gen = torch.Generator(device=dev).manual_seed(0)
+    # Not timed: the CUDA context, cuBLAS and the kernels of one round, on 64 rows.
+    warm = host[:64].to(dev)
+    d0 = torch.minimum(torch.cdist(warm, warm[[0]]).ravel(), torch.cdist(warm, warm[[1]]).ravel())
+    int(d0.argmax()), int(torch.multinomial(d0.double() ** 2.0, 1, generator=torch.Generator(device=dev)))
+    sync(dev)
+    t0 = time.perf_counter()
+    x = host.to(dev)
+    chosen = [args.first]
+    dist = torch.cdist(x, x[[args.first]]).ravel()
+    while len(chosen) < args.k + 1:
+        if args.temperature == 0:
+            i = int(dist.argmax())
+        else:
+            w = dist.double() ** (1.0 / args.temperature)
+            i = int(torch.multinomial(w, 1, generator=gen))
+        chosen.append(i)
+        dist = torch.minimum(dist, torch.cdist(x, x[[i]]).ravel())
+    sync(dev)
+    emit(seconds=time.perf_counter() - t0, chosen=chosen[1:], **device_fields(dev))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,14 +179,15 @@ def augment(x, pad, gen):
     import torch.nn.functional as F
 
     b, _, h, w = x.shape
+    dev = x.device  # the draws come from the CPU generator, the indices go to x's device
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    oy = torch.randint(0, 2 * pad + 1, (b, 1, 1), generator=gen)
-    ox = torch.randint(0, 2 * pad + 1, (b, 1, 1), generator=gen)
-    rows = oy + torch.arange(h).view(1, h, 1)
-    cols = ox + torch.arange(w).view(1, 1, w)
-    bi = torch.arange(b).view(b, 1, 1)
+    oy = torch.randint(0, 2 * pad + 1, (b, 1, 1), generator=gen).to(dev)
+    ox = torch.randint(0, 2 * pad + 1, (b, 1, 1), generator=gen).to(dev)
+    rows = oy + torch.arange(h, device=dev).view(1, h, 1)
+    cols = ox + torch.arange(w, device=dev).view(1, 1, w)
+    bi = torch.arange(b, device=dev).view(b, 1, 1)
     out = padded[bi, :, rows, cols].permute(0, 3, 1, 2).contiguous()
-    flip = torch.rand(b, generator=gen) < 0.5
+    flip = (torch.rand(b, generator=gen) < 0.5).to(dev)
     return torch.where(flip.view(b, 1, 1, 1), out.flip(3), out)
 
 
@@ -176,16 +234,19 @@ def consistency(args):
 # ---------------------------------------------------------------------------------------------
 # One MixMatch training step as in the MixMatch reference: K augmentations of an unlabeled batch,
 # guessed and sharpened labels, MixUp, one forward pass of the mixed batch, Adam, weight decay,
-# EMA of the weights.
+# EMA of the weights. On a GPU the images live on the device (as in ssal); --amp runs the forward
+# passes under bf16 autocast (no gradient scaler needed with bf16).
 def mixmatch_step(args):
+    import contextlib
     import torch
 
+    dev = device_of(args)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
-    x_all = load_images(args.images)
-    labels = torch.from_numpy(__import__("numpy").load(args.labels)).long()
+    x_all = load_images(args.images).to(dev)
+    labels = torch.from_numpy(__import__("numpy").load(args.labels)).long().to(dev)
     Model = torch_models()[args.model]
-    net, ema_net = Model(x_all.shape[1], 10).train(), Model(x_all.shape[1], 10).eval()
+    net, ema_net = Model(x_all.shape[1], 10).to(dev).train(), Model(x_all.shape[1], 10).to(dev).eval()
     if args.channels_last:
         net, ema_net = net.to(memory_format=torch.channels_last), ema_net.to(memory_format=torch.channels_last)
     ema_net.load_state_dict(net.state_dict())
@@ -196,24 +257,27 @@ def mixmatch_step(args):
     labeled = torch.arange(100)
     beta = torch.distributions.Beta(0.75, 0.75)
 
+    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if args.amp else contextlib.nullcontext
+
     def step(t):
-        li = labeled[torch.randint(0, len(labeled), (bsz,), generator=gen)]
-        ui = torch.randint(100, n, (bsz,), generator=gen)
+        li = labeled[torch.randint(0, len(labeled), (bsz,), generator=gen)].to(dev)
+        ui = torch.randint(100, n, (bsz,), generator=gen).to(dev)
         x = augment(x_all[li], 4, gen)
         y = torch.nn.functional.one_hot(labels[li], 10).float()
         us = [augment(x_all[ui], 4, gen) for _ in range(k)]
-        with torch.no_grad():
-            p = sum(net(u)[0].softmax(1) for u in us) / k
+        with torch.no_grad(), autocast():
+            p = sum(net(u)[0].float().softmax(1) for u in us) / k
             pt = p ** 2.0
             guess = pt / pt.sum(1, keepdim=True)
         inputs = torch.cat([x] + us)
         targets = torch.cat([y] + [guess] * k)
         lam = float(beta.sample())
         lam = max(lam, 1 - lam)
-        perm = torch.randperm(inputs.shape[0], generator=gen)
+        perm = torch.randperm(inputs.shape[0], generator=gen).to(dev)
         mixed = lam * inputs + (1 - lam) * inputs[perm]
         mixed_t = lam * targets + (1 - lam) * targets[perm]
-        logits = net(mixed)[0]
+        with autocast():
+            logits = net(mixed)[0].float()
         lx, lu = logits[:bsz], logits[bsz:]
         loss_x = -(lx.log_softmax(1) * mixed_t[:bsz]).sum(1).mean()
         loss_u = (lu.softmax(1) - mixed_t[bsz:]).square().mean()
@@ -230,10 +294,12 @@ def mixmatch_step(args):
 
     for t in range(args.warmup):
         step(t)
+    sync(dev)
     t0 = time.perf_counter()
     for t in range(args.warmup, args.warmup + args.steps):
         step(t)
-    emit(seconds=time.perf_counter() - t0, steps=args.steps)
+    sync(dev)
+    emit(seconds=time.perf_counter() - t0, steps=args.steps, **device_fields(dev))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +348,7 @@ def main():
     d.add_argument("--k", type=int, required=True)
     d.add_argument("--temperature", type=float, required=True)
     d.add_argument("--first", type=int, required=True)
+    d.add_argument("--device", help="cpu or cuda: the same loop in PyTorch on that device (default: NumPy + scikit-learn)")
     c = sub.add_parser("consistency")
     c.add_argument("--images", required=True)
     c.add_argument("--model", required=True)
@@ -297,6 +364,8 @@ def main():
     m.add_argument("--warmup", type=int, default=3)
     m.add_argument("--steps", type=int, required=True)
     m.add_argument("--channels-last", action="store_true", help="weights in torch.channels_last, as ssal lays them")
+    m.add_argument("--device", default="cpu", help="cpu or cuda (the images are moved there once)")
+    m.add_argument("--amp", action="store_true", help="forward passes under bf16 autocast")
     i = sub.add_parser("ingest")
     i.add_argument("--dir", required=True)
     i.add_argument("--db", required=True)
