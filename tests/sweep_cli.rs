@@ -124,7 +124,7 @@ fn local_backend_runs_every_job_and_resume_then_submits_nothing() {
         all.extend_from_slice(&[sweep.to_str().unwrap(), "--results", results.to_str().unwrap()]);
         Command::new(env!("CARGO_BIN_EXE_ssal")).args(&all).output().unwrap()
     };
-    let out = sweep_cmd(&["submit"]);
+    let out = sweep_cmd(&["submit", "--backend", "local"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("submitted 3 jobs") && stdout.contains("3 done"), "{stdout}");
@@ -145,14 +145,15 @@ fn local_backend_runs_every_job_and_resume_then_submits_nothing() {
         "{}",
         String::from_utf8_lossy(&status.stdout)
     );
-    let again = sweep_cmd(&["resume"]);
+    let again = sweep_cmd(&["resume", "--backend", "local"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("submitted 0 jobs"));
-    // Slurm commands missing (no SLURM_CONF cluster here): a clear error, exit 2.
+    // Slurm commands missing (no SLURM_CONF cluster here): a clear error, exit 3 (scheduler
+    // unavailable).
     let slurm = Command::new(env!("CARGO_BIN_EXE_ssal"))
         .args(["sweep", "cancel", sweep.to_str().unwrap(), "--results", results.to_str().unwrap()])
         .env("PATH", "/nonexistent")
         .output()
         .unwrap();
-    assert_eq!(slurm.status.code(), Some(2));
+    assert_eq!(slurm.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&slurm.stderr).contains("scontrol"), "{}", String::from_utf8_lossy(&slurm.stderr));
 }

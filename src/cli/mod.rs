@@ -179,24 +179,33 @@ enum SweepCommand {
         file: PathBuf,
         #[command(flatten)]
         at: sweep::SweepAt,
+        #[command(flatten)]
+        output: sweep::OutputFormat,
     },
-    /// Plan and submit every job not yet submitted. Local runs wait until all are done.
+    /// Plan and submit every job not yet submitted (exactly once: see docs/design/sweep.md).
+    /// Local runs wait until all are done.
     Submit {
+        /// Sweep file (TOML).
         file: PathBuf,
         #[command(flatten)]
         at: sweep::SweepAt,
         #[command(flatten)]
         how: sweep::SubmitOptions,
     },
-    /// Counts of jobs by state and the failed jobs with their logs (one `squeue` call).
+    /// Counts of jobs by state, why queued jobs wait, and the failed jobs with the scheduler's
+    /// reason, their log and its last lines, grouped by error. Exit 1 when a job has failed.
     Status {
+        /// Sweep file (TOML).
         file: PathBuf,
         #[command(flatten)]
         at: sweep::SweepAt,
+        #[command(flatten)]
+        output: sweep::OutputFormat,
     },
     /// Resubmit only jobs without a complete result that are not queued or running
-    /// (planned, failed, cancelled); running it twice submits nothing twice.
+    /// (planned, failed, cancelled); running it twice, even at once, submits nothing twice.
     Resume {
+        /// Sweep file (TOML).
         file: PathBuf,
         #[command(flatten)]
         at: sweep::SweepAt,
@@ -205,28 +214,81 @@ enum SweepCommand {
     },
     /// Cancel the sweep's queued and running Slurm tasks (they checkpoint first).
     Cancel {
+        /// Sweep file (TOML).
         file: PathBuf,
         #[command(flatten)]
         at: sweep::SweepAt,
+        /// If another ssal holds the sweep's lock, exit 3 at once instead of waiting for it.
+        #[arg(long)]
+        no_wait_lock: bool,
     },
 }
 
+/// Exit code when jobs failed (`sweep submit --wait`, `sweep resume --wait`, `sweep status`).
+pub const EXIT_JOBS_FAILED: u8 = 1;
 /// Exit code for bad input (config, data files, arguments).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code when the scheduler is missing, not answering or refusing, or the sweep is locked.
+pub const EXIT_SCHEDULER: u8 = 3;
 
-/// Parses arguments, runs the command and maps errors to exit codes.
+/// The error of a command whose jobs failed: exit 1, not 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JobsFailed(pub String);
+
+/// The error of a command that found queued jobs the scheduler will never start: exit 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SchedulerBlocks(pub String);
+
+/// The exit code an error stands for.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use crate::scheduler::SchedulerError;
+    use crate::sweep::{LockError, RunnerError};
+    for cause in e.chain() {
+        if cause
+            .downcast_ref::<crate::experiment::RunError>()
+            .is_some_and(|r| matches!(r, crate::experiment::RunError::Interrupted { .. }))
+        {
+            return crate::interrupt::EXIT_INTERRUPTED;
+        }
+        if cause.is::<JobsFailed>() {
+            return EXIT_JOBS_FAILED;
+        }
+        let scheduler = cause.is::<SchedulerError>()
+            || cause.is::<SchedulerBlocks>()
+            || cause.downcast_ref::<RunnerError>().is_some_and(|r| matches!(r, RunnerError::Scheduler(_)))
+            || cause.downcast_ref::<LockError>().is_some_and(|l| matches!(l, LockError::Busy { .. }));
+        if scheduler {
+            return EXIT_SCHEDULER;
+        }
+    }
+    EXIT_BAD_INPUT
+}
+
+/// Parses arguments, runs the command and maps errors to exit codes (documented in the README).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            let interrupted = e
-                .downcast_ref::<crate::experiment::RunError>()
-                .is_some_and(|r| matches!(r, crate::experiment::RunError::Interrupted { .. }));
-            ExitCode::from(if interrupted { crate::interrupt::EXIT_INTERRUPTED } else { EXIT_BAD_INPUT })
+            eprintln!("error: {}", error_line(&e));
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The error and its causes on one line, each said once (an I/O error's text is often repeated
+/// by the context that wraps it).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }
 
 /// Writes a command's output atomically to `out`, or to stdout; a reader that stops early

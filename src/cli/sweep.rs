@@ -1,7 +1,9 @@
 //! `ssal sweep …`: plan, submit, status, resume, cancel.
 use super::SweepCommand;
 use crate::scheduler::{LocalScheduler, Scheduler, SlurmScheduler};
-use crate::sweep::{plan_file, render_array_script, ArrayScript, JobState, Plan, SweepRunner, Tally};
+use crate::sweep::{
+    plan_file, render_array_script, ArrayScript, JobState, LockError, Plan, SweepLock, SweepRunner, Tally,
+};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,14 +16,29 @@ pub struct SweepAt {
     results: PathBuf,
 }
 
+/// How a sweep command prints.
+#[derive(Debug, clap::Args)]
+pub struct OutputFormat {
+    /// `text` for people, `json` for scripts (one JSON object on stdout).
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
 /// Which backend runs the jobs and how.
 #[derive(Debug, clap::Args)]
 pub struct SubmitOptions {
-    /// Where jobs run.
-    #[arg(long, value_enum, default_value = "local")]
-    backend: Backend,
+    /// Where jobs run: `slurm` (job arrays through sbatch) or `local` (child processes on this
+    /// machine). Required, so that a login node never starts training by accident.
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
     /// Slurm: keep polling, submit later chunks as earlier ones finish and retry failures,
-    /// until every job has ended (local runs always wait).
+    /// until every job has ended (local runs always wait). Exit 1 if jobs failed.
     #[arg(long)]
     wait: bool,
     /// Local: GPU ids, one job at a time on each (CUDA_VISIBLE_DEVICES). Default: one job at a
@@ -31,6 +48,11 @@ pub struct SubmitOptions {
     /// Seconds between polls while waiting.
     #[arg(long, default_value_t = 30)]
     poll_seconds: u64,
+    /// If another ssal holds the sweep's lock, exit 3 at once instead of waiting for it.
+    #[arg(long)]
+    no_wait_lock: bool,
+    #[command(flatten)]
+    output: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,15 +61,42 @@ enum Backend {
     Slurm,
 }
 
+impl SubmitOptions {
+    fn backend(&self) -> anyhow::Result<Backend> {
+        self.backend.ok_or_else(|| {
+            anyhow::anyhow!("--backend is required: `slurm` (submit job arrays) or `local` (run on this machine)")
+        })
+    }
+}
+
+/// Plans the sweep under RESULTS (made absolute, so that batch scripts hold absolute paths).
 fn planned(file: &Path, at: &SweepAt) -> anyhow::Result<(Plan, SweepRunner)> {
     let plan = plan_file(file)?;
-    let runner = SweepRunner::open(&plan, &at.results.join(&plan.name))?;
+    let results = std::path::absolute(&at.results).with_context(|| format!("{}", at.results.display()))?;
+    let runner = SweepRunner::open(&plan, &results.join(&plan.name))?;
     Ok((plan, runner))
 }
 
-fn scheduler(plan: &Plan, runner: &SweepRunner, how: &SubmitOptions) -> anyhow::Result<Box<dyn Scheduler>> {
-    Ok(match how.backend {
-        Backend::Local => Box::new(LocalScheduler::new(&how.devices, plan.slurm.checkpoint_every)?),
+/// Takes the sweep's lock, waiting (with a message) unless `no_wait`.
+fn lock(plan: &Plan, at: &SweepAt, no_wait: bool) -> anyhow::Result<SweepLock> {
+    let dir = std::path::absolute(&at.results)?.join(&plan.name);
+    match SweepLock::try_acquire(&dir) {
+        Err(LockError::Busy { holder, .. }) if !no_wait => {
+            eprintln!("ssal: sweep {} is locked by another ssal (pid {holder}); waiting for it…", plan.name);
+            Ok(SweepLock::acquire(&dir)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+fn scheduler(
+    plan: &Plan,
+    runner: &SweepRunner,
+    backend: Backend,
+    devices: &[String],
+) -> anyhow::Result<Box<dyn Scheduler>> {
+    Ok(match backend {
+        Backend::Local => Box::new(LocalScheduler::new(devices, plan.slurm.checkpoint_every)?),
         Backend::Slurm => Box::new(SlurmScheduler::new(&plan.name, runner.dir.clone(), plan.slurm.clone())?),
     })
 }
@@ -61,27 +110,45 @@ fn tally_line(t: &Tally) -> String {
         .join(" · ")
 }
 
+fn tally_json(t: &Tally) -> serde_json::Value {
+    JobState::ALL.iter().map(|s| (s.as_str().to_string(), serde_json::Value::from(t.get(*s)))).collect()
+}
+
 /// Submits what `eligible` allows; local runs (and `--wait`) then wait with a progress bar.
 fn submit(
     plan: &Plan,
-    runner: &mut SweepRunner,
+    at: &SweepAt,
     how: &SubmitOptions,
     eligible: impl Fn(&crate::sweep::TrackedJob) -> bool,
 ) -> anyhow::Result<()> {
-    let mut sched = scheduler(plan, runner, how)?;
-    if how.backend == Backend::Local {
+    let backend = how.backend()?;
+    let _lock = lock(plan, at, how.no_wait_lock)?;
+    let (_, mut runner) = planned_locked(plan, at)?;
+    let mut sched = scheduler(plan, &runner, backend, &how.devices)?;
+    if backend == Backend::Local {
         crate::interrupt::install().context("cannot install signal handlers")?;
     }
+    let json = how.output.format == Format::Json;
     runner.refresh(Some(sched.as_mut()))?;
-    let max_queued = if how.backend == Backend::Slurm { plan.slurm.max_queued } else { usize::MAX };
+    let max_queued = if backend == Backend::Slurm { plan.slurm.max_queued } else { usize::MAX };
     let n = runner.submit(sched.as_mut(), max_queued, eligible)?;
-    println!("sweep {}: submitted {n} jobs ({:?})", plan.name, how.backend);
-    if how.backend == Backend::Slurm && !how.wait {
-        println!("{}", tally_line(&runner.tally()?));
+    if !json {
+        println!("sweep {}: submitted {n} jobs ({backend:?})", plan.name);
+    }
+    if backend == Backend::Slurm && !how.wait {
+        let tally = runner.tally()?;
+        if json {
+            let v = serde_json::json!({ "sweep": plan.name, "submitted": n, "states": tally_json(&tally) });
+            return super::write_output(None, &format!("{v}\n"));
+        }
+        println!("{}", tally_line(&tally));
         return Ok(());
     }
     let total = plan.jobs.len() as u64;
     let bar = indicatif::ProgressBar::new(total);
+    if json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} jobs ended ({eta}) {msg}",
@@ -89,24 +156,59 @@ fn submit(
         .expect("valid template"),
     );
     bar.set_prefix(plan.name.clone());
-    let poll = std::time::Duration::from_secs(if how.backend == Backend::Local { 1 } else { how.poll_seconds });
-    let tally = runner.wait(sched.as_mut(), max_queued, plan.slurm.max_attempts, poll, |t| {
-        let ended = t.get(JobState::Done) + t.get(JobState::Failed) + t.get(JobState::Cancelled);
-        bar.set_position(ended as u64);
-        bar.set_message(tally_line(t));
-        if bar.is_hidden() {
-            eprintln!("ssal: sweep {}: {}", plan.name, tally_line(t));
-        }
-    })?;
+    let poll = std::time::Duration::from_secs(if backend == Backend::Local { 1 } else { how.poll_seconds });
+    let outcome = runner.wait(
+        sched.as_mut(),
+        max_queued,
+        plan.slurm.max_attempts,
+        plan.slurm.max_failures,
+        poll,
+        |t| {
+            let ended = t.get(JobState::Done) + t.get(JobState::Failed) + t.get(JobState::Cancelled);
+            bar.set_position(ended as u64);
+            bar.set_message(tally_line(t));
+            if bar.is_hidden() && !json {
+                eprintln!("ssal: sweep {}: {}", plan.name, tally_line(t));
+            }
+        },
+        |warning| bar.suspend(|| eprintln!("ssal: sweep {}: {warning}", plan.name)),
+    )?;
     bar.finish_and_clear();
-    println!("sweep {}: {}", plan.name, tally_line(&tally));
+    let tally = &outcome.tally;
+    if json {
+        let v = serde_json::json!({
+            "sweep": plan.name, "submitted": n, "states": tally_json(tally),
+            "stopped_by_failures": outcome.stopped_by_failures,
+        });
+        super::write_output(None, &format!("{v}\n"))?;
+    } else {
+        println!("sweep {}: {}", plan.name, tally_line(tally));
+    }
     if crate::interrupt::requested() {
         anyhow::bail!("stopped by a signal; running jobs saved their state: `ssal sweep resume` goes on");
+    }
+    if let Some(why) = &outcome.stopped_by_failures {
+        return Err(super::JobsFailed(format!("sweep {}: stopped submitting: {why}", plan.name)).into());
+    }
+    if tally.get(JobState::Failed) > 0 {
+        return Err(super::JobsFailed(format!(
+            "sweep {}: {} jobs failed; `ssal sweep status {}` lists them with their errors",
+            plan.name,
+            tally.get(JobState::Failed),
+            plan.name
+        ))
+        .into());
     }
     Ok(())
 }
 
-fn status(plan: &Plan, runner: &mut SweepRunner) -> anyhow::Result<()> {
+/// Opens the planned sweep once its lock is held.
+fn planned_locked(plan: &Plan, at: &SweepAt) -> anyhow::Result<((), SweepRunner)> {
+    let results = std::path::absolute(&at.results)?;
+    Ok(((), SweepRunner::open(plan, &results.join(&plan.name))?))
+}
+
+fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Result<()> {
     let uses_slurm = runner.db.jobs()?.iter().any(|j| j.state.is_active() && j.backend.as_deref() == Some("slurm"));
     if uses_slurm {
         let mut sched = SlurmScheduler::new(&plan.name, runner.dir.clone(), plan.slurm.clone())?;
@@ -115,26 +217,88 @@ fn status(plan: &Plan, runner: &mut SweepRunner) -> anyhow::Result<()> {
         runner.refresh(None)?;
     }
     let tally = runner.tally()?;
-    let mut text = format!("sweep {} ({} jobs, {})\n", plan.name, plan.jobs.len(), runner.dir.display());
-    text.push_str("| state | jobs |\n|---|---:|\n");
-    for s in JobState::ALL {
-        writeln!(text, "| {} | {} |", s.as_str(), tally.get(s))?;
-    }
-    let failed: Vec<_> = runner.db.jobs()?.into_iter().filter(|j| j.state == JobState::Failed).collect();
-    if !failed.is_empty() {
-        text.push_str("\nfailed jobs:\n");
-        for j in failed {
-            writeln!(
-                text,
-                "  {} (attempts {}, {}) log: {}",
-                j.job_id,
-                j.attempts,
-                j.handle.as_deref().unwrap_or("-"),
-                j.dir.join("log.txt").display()
-            )?;
+    let jobs = runner.db.jobs()?;
+    let failed: Vec<_> = jobs.iter().filter(|j| j.state == JobState::Failed).collect();
+    let waiting: Vec<_> =
+        jobs.iter().filter(|j| j.state == JobState::Submitted && j.pending_reason.is_some()).collect();
+    let groups = runner.failure_groups()?;
+    let mut blocked: Vec<(String, &'static str, usize)> = Vec::new();
+    for j in &waiting {
+        let reason = j.pending_reason.clone().unwrap_or_default();
+        if let Some(advice) = crate::scheduler::parse::unresolvable_reason(&reason) {
+            match blocked.iter_mut().find(|b| b.0 == reason) {
+                Some(b) => b.2 += 1,
+                None => blocked.push((reason, advice, 1)),
+            }
         }
     }
-    super::write_output(None, &text)
+    if format == Format::Json {
+        let failed_json: Vec<serde_json::Value> = failed
+            .iter()
+            .map(|j| {
+                let log = crate::sweep::job_log(&runner.dir, j);
+                serde_json::json!({
+                    "job_id": j.job_id, "attempts": j.attempts, "handle": j.handle, "detail": j.detail,
+                    "log": log.as_ref().map(|l| l.display().to_string()),
+                    "last_lines": log.map(|l| crate::sweep::last_lines(&l, 5)).unwrap_or_default(),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "sweep": plan.name, "jobs": plan.jobs.len(), "dir": runner.dir.display().to_string(),
+            "states": tally_json(&tally),
+            "pending_reasons": waiting.iter().map(|j| serde_json::json!({"job_id": j.job_id, "reason": j.pending_reason})).collect::<Vec<_>>(),
+            "blocked": blocked.iter().map(|(r, a, n)| serde_json::json!({"reason": r, "jobs": n, "advice": a})).collect::<Vec<_>>(),
+            "failed": failed_json,
+            "failure_groups": groups.iter().map(|(line, ids)| serde_json::json!({"error": line, "jobs": ids})).collect::<Vec<_>>(),
+        });
+        super::write_output(None, &format!("{v}\n"))?;
+    } else {
+        let mut text = format!("sweep {} ({} jobs, {})\n", plan.name, plan.jobs.len(), runner.dir.display());
+        text.push_str("| state | jobs |\n|---|---:|\n");
+        for s in JobState::ALL {
+            writeln!(text, "| {} | {} |", s.as_str(), tally.get(s))?;
+        }
+        for (reason, advice, n) in &blocked {
+            writeln!(text, "\nerror: {n} queued jobs can never start (Slurm reason {reason}): {advice}")?;
+        }
+        if !failed.is_empty() {
+            text.push_str("\nfailed jobs:\n");
+            for j in &failed {
+                let log = crate::sweep::job_log(&runner.dir, j);
+                writeln!(
+                    text,
+                    "  {} (attempts {}, {}{}) log: {}",
+                    j.job_id,
+                    j.attempts,
+                    j.handle.as_deref().unwrap_or("-"),
+                    j.detail.as_deref().map(|d| format!(", {d}")).unwrap_or_default(),
+                    log.as_ref()
+                        .map_or("none written (the task died before ssal started)".into(), |l| l.display().to_string())
+                )?;
+                for line in log.map(|l| crate::sweep::last_lines(&l, 3)).unwrap_or_default() {
+                    writeln!(text, "      | {line}")?;
+                }
+            }
+            text.push_str("\nfailures by error:\n");
+            for (line, ids) in &groups {
+                writeln!(text, "  {} jobs: {line}", ids.len())?;
+            }
+        }
+        super::write_output(None, &text)?;
+    }
+    if !failed.is_empty() {
+        return Err(super::JobsFailed(format!("sweep {}: {} jobs failed", plan.name, failed.len())).into());
+    }
+    if !blocked.is_empty() {
+        return Err(super::SchedulerBlocks(format!(
+            "sweep {}: queued jobs can never start ({})",
+            plan.name,
+            blocked.iter().map(|b| b.0.clone()).collect::<Vec<_>>().join(", ")
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
@@ -167,26 +331,41 @@ fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
 /// Runs one `ssal sweep` command.
 pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
     match command {
-        SweepCommand::Plan { file, at } => {
+        SweepCommand::Plan { file, at, output } => {
             let plan = plan_file(&file)?;
-            let dir = at.results.join(&plan.name);
+            let dir = std::path::absolute(&at.results)?.join(&plan.name);
             plan.write(&dir)?;
+            if output.format == Format::Json {
+                let jobs: Vec<serde_json::Value> = plan
+                    .jobs
+                    .iter()
+                    .map(|j| {
+                        let axes: serde_json::Map<String, serde_json::Value> =
+                            j.label.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                        serde_json::json!({ "job_id": j.id, "dir": dir.join("jobs").join(&j.id).display().to_string(), "axes": axes })
+                    })
+                    .collect();
+                let v = serde_json::json!({ "sweep": plan.name, "dir": dir.display().to_string(), "jobs": jobs });
+                return super::write_output(None, &format!("{v}\n"));
+            }
             print_plan(&plan, &dir)
         }
         SweepCommand::Submit { file, at, how } => {
-            let (plan, mut runner) = planned(&file, &at)?;
-            submit(&plan, &mut runner, &how, |j| j.state == JobState::Planned)
+            let plan = plan_file(&file)?;
+            submit(&plan, &at, &how, |j| j.state == JobState::Planned)
         }
         SweepCommand::Resume { file, at, how } => {
-            let (plan, mut runner) = planned(&file, &at)?;
-            submit(&plan, &mut runner, &how, |_| true)
+            let plan = plan_file(&file)?;
+            submit(&plan, &at, &how, |_| true)
         }
-        SweepCommand::Status { file, at } => {
+        SweepCommand::Status { file, at, output } => {
             let (plan, mut runner) = planned(&file, &at)?;
-            status(&plan, &mut runner)
+            status(&plan, &mut runner, output.format)
         }
-        SweepCommand::Cancel { file, at } => {
-            let (plan, mut runner) = planned(&file, &at)?;
+        SweepCommand::Cancel { file, at, no_wait_lock } => {
+            let plan = plan_file(&file)?;
+            let _lock = lock(&plan, &at, no_wait_lock)?;
+            let (_, mut runner) = planned_locked(&plan, &at)?;
             let mut sched = SlurmScheduler::new(&plan.name, runner.dir.clone(), plan.slurm.clone())?;
             let n = runner.cancel(&mut sched)?;
             println!("sweep {}: cancelled {n} jobs", plan.name);

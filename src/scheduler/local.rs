@@ -57,7 +57,7 @@ impl LocalScheduler {
                     let observed = match status.code() {
                         Some(code) if code == i32::from(crate::interrupt::EXIT_INTERRUPTED) => Observed::Cancelled,
                         None => Observed::Cancelled,
-                        Some(code) => Observed::Ended { success: code == 0 },
+                        Some(code) => Observed::Ended { success: code == 0, detail: Some(format!("exit code {code}")) },
                     };
                     self.ended.insert(handle.clone(), observed);
                     self.busy[slot] = None;
@@ -83,19 +83,25 @@ impl Scheduler for LocalScheduler {
         usize::MAX
     }
 
-    fn submit(&mut self, tasks: &[Task]) -> Result<Vec<String>, SchedulerError> {
+    fn submit(&mut self, tasks: &[Task], _token: &str) -> Result<Vec<String>, SchedulerError> {
         let handles: Vec<String> = tasks.iter().map(|t| format!("local-{}-{}", std::process::id(), t.job_id)).collect();
         self.queue.extend(handles.iter().cloned().zip(tasks.iter().cloned()));
         self.step()?;
         Ok(handles)
     }
 
+    /// Local tasks are children of the process that submitted them and end with it: a
+    /// submission of an earlier process is never running any more.
+    fn find_submission(&mut self, _token: &str, _tasks: usize) -> Result<Option<Vec<String>>, SchedulerError> {
+        Ok(None)
+    }
+
     fn poll(&mut self, handles: &[String]) -> Result<HashMap<String, Observed>, SchedulerError> {
         self.step()?;
         let mut known: HashMap<String, Observed> = self.ended.clone();
-        known.extend(self.queue.iter().map(|(h, _)| (h.clone(), Observed::Queued)));
+        known.extend(self.queue.iter().map(|(h, _)| (h.clone(), Observed::QUEUED)));
         known.extend(self.busy.iter().flatten().map(|(h, _)| (h.clone(), Observed::Running)));
-        Ok(handles.iter().filter_map(|h| known.get(h).map(|o| (h.clone(), *o))).collect())
+        Ok(handles.iter().filter_map(|h| known.get(h).map(|o| (h.clone(), o.clone()))).collect())
     }
 
     fn cancel(&mut self, handles: &[String]) -> Result<(), SchedulerError> {

@@ -18,17 +18,31 @@ pub struct Task {
 
 /// What the scheduler says of a submitted task. A task a scheduler no longer knows is absent
 /// from a poll's answer; the caller then looks at the task's result file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Observed {
-    /// Waiting to start (pending, configuring, requeued, preempted and waiting again, …).
-    Queued,
+    /// Waiting to start (pending, configuring, requeued, preempted and waiting again, …), with
+    /// the scheduler's reason when it gives one (Slurm's `%r`: `Priority`, `PartitionConfig`, …).
+    Queued {
+        reason: Option<String>,
+    },
     Running,
-    /// Ended by itself; `success` is the exit status (the result file has the last word).
+    /// Ended by itself; `success` is the exit status (the result file has the last word), and
+    /// `detail` what the scheduler knows of the end (Slurm: state, exit code, elapsed time,
+    /// peak memory, node).
     Ended {
         success: bool,
+        detail: Option<String>,
     },
     /// Cancelled by a person or by ssal.
     Cancelled,
+    /// The scheduler cannot tell now (e.g. its queue answered empty and its accounting is not
+    /// reachable): the job keeps its state; nothing is resubmitted on a guess.
+    Unknown,
+}
+
+impl Observed {
+    /// A queued task without a reason.
+    pub const QUEUED: Observed = Observed::Queued { reason: None };
 }
 
 /// Errors of talking to a scheduler.
@@ -38,20 +52,32 @@ pub enum SchedulerError {
     Missing { command: String, source: std::io::Error },
     #[error("`{command}` failed ({status}): {stderr}")]
     Failed { command: String, status: String, stderr: String },
+    /// The scheduler may or may not have accepted a submission (Slurm: "Socket timed out" after
+    /// the controller took the job) and could not be asked which.
+    #[error(
+        "cannot tell whether submission {token} was accepted ({why}); nothing else was submitted: \
+         run the same command again once the scheduler answers, it adopts the submission if it exists"
+    )]
+    Ambiguous { token: String, why: String },
     #[error("cannot understand the output of `{command}`: {message}")]
     Parse { command: String, message: String },
     #[error("{0}")]
     Io(String),
 }
 
-/// A backend: submit tasks, ask how they are, cancel them.
+/// A backend: submit tasks, ask how they are, find a submission again, cancel them.
 pub trait Scheduler {
     /// Short name stored with each job ("slurm" or "local").
     fn name(&self) -> &'static str;
     /// How many tasks may be handed over at once (Slurm: the array size limit).
     fn max_batch(&self) -> usize;
-    /// Hands `tasks` over; returns one handle per task, in order.
-    fn submit(&mut self, tasks: &[Task]) -> Result<Vec<String>, SchedulerError>;
+    /// Hands `tasks` over as one submission that carries `token` (Slurm: in the job name), so
+    /// that it can be found again after a crash or an ambiguous answer; returns one handle per
+    /// task, in order.
+    fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError>;
+    /// The handles of the submission carrying `token` (of `tasks` tasks), if the scheduler has
+    /// it, queued or finished; `None` when it certainly does not.
+    fn find_submission(&mut self, token: &str, tasks: usize) -> Result<Option<Vec<String>>, SchedulerError>;
     /// The state of every handle the scheduler still knows, in one query.
     fn poll(&mut self, handles: &[String]) -> Result<HashMap<String, Observed>, SchedulerError>;
     /// Stops the given tasks (running ones get SIGTERM, so they checkpoint first).

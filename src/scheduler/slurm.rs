@@ -1,5 +1,7 @@
-//! Slurm through its commands: one job array per submission (`sbatch --parsable`), one `squeue`
-//! per status check for all tasks, `scancel` to stop. Command output is parsed only in [`parse`].
+//! Slurm through its commands: one job array per submission (`sbatch --parsable`, named
+//! `ssal-<sweep>-<token>` so that it can be found again), one `squeue` per status check for all
+//! tasks, `sacct` for tasks that left the queue, `scancel` to stop. Transient failures are retried
+//! with back-off. Command output is parsed only in [`parse`].
 use super::{Observed, Scheduler, SchedulerError, Task};
 use crate::sweep::{render_array_script, ArrayScript, SlurmSettings};
 use std::collections::HashMap;
@@ -31,27 +33,123 @@ pub mod parse {
     pub fn job_state(state: &str) -> Observed {
         match state {
             "RUNNING" | "COMPLETING" | "SIGNALING" | "STAGE_OUT" => Observed::Running,
-            "COMPLETED" => Observed::Ended { success: true },
+            "COMPLETED" => Observed::Ended { success: true, detail: None },
             "FAILED" | "TIMEOUT" | "NODE_FAIL" | "OUT_OF_MEMORY" | "BOOT_FAIL" | "DEADLINE" => {
-                Observed::Ended { success: false }
+                Observed::Ended { success: false, detail: Some(state.to_string()) }
             }
             "CANCELLED" => Observed::Cancelled,
-            _ => Observed::Queued,
+            _ => Observed::QUEUED,
         }
     }
 
-    /// Lines of `squeue -h -r -t all -o '%i|%T'` as (task id, state); array tasks read `123_4`.
+    /// Lines of `squeue -h -r -t all -o '%i|%T|%r'` as (task id, state with the pending
+    /// reason); array tasks read `123_4`.
     pub fn squeue_states(stdout: &str) -> Result<Vec<(String, Observed)>, String> {
         stdout
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
-                let (id, state) = l.trim().split_once('|').ok_or_else(|| format!("line {l:?} is not `id|state`"))?;
+                let mut parts = l.trim().splitn(3, '|');
+                let (Some(id), Some(state)) = (parts.next(), parts.next()) else {
+                    return Err(format!("line {l:?} is not `id|state|reason`"));
+                };
                 // "CANCELLED by 0" appears in some versions' long form.
                 let state = state.split_whitespace().next().unwrap_or_default();
-                Ok((id.to_string(), job_state(state)))
+                let reason = parts.next().map(str::trim).filter(|r| !r.is_empty() && *r != "None");
+                let observed = match job_state(state) {
+                    Observed::Queued { .. } => Observed::Queued { reason: reason.map(String::from) },
+                    other => other,
+                };
+                Ok((id.to_string(), observed))
             })
             .collect()
+    }
+
+    /// Lines of `sacct -X -P -n --format=JobID,State,ExitCode,Elapsed,MaxRSS,NodeList` as (task
+    /// id, state), with what is known of an end as its detail ("TIMEOUT, exit 0:15, 02:00:01 on
+    /// n1"). `CANCELLED by 1000` is a cancellation.
+    pub fn sacct_states(stdout: &str) -> Result<Vec<(String, Observed)>, String> {
+        stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.trim().split('|').collect();
+                if f.len() < 2 {
+                    return Err(format!("line {l:?} is not `JobID|State|ExitCode|Elapsed|MaxRSS|NodeList`"));
+                }
+                let state = f[1].split_whitespace().next().unwrap_or_default();
+                let field = |i: usize| f.get(i).map(|s| s.trim()).filter(|s| !s.is_empty());
+                let mut detail = state.to_string();
+                if let Some(code) = field(2) {
+                    detail.push_str(&format!(", exit {code}"));
+                }
+                if let Some(elapsed) = field(3) {
+                    detail.push_str(&format!(", {elapsed}"));
+                }
+                if let Some(rss) = field(4) {
+                    detail.push_str(&format!(", MaxRSS {rss}"));
+                }
+                if let Some(node) = field(5).filter(|n| *n != "None assigned") {
+                    detail.push_str(&format!(" on {node}"));
+                }
+                let observed = match job_state(state) {
+                    Observed::Ended { success, .. } => Observed::Ended { success, detail: Some(detail) },
+                    other => other,
+                };
+                Ok((f[0].trim().to_string(), observed))
+            })
+            .collect()
+    }
+
+    /// The task ids a `sacct` / `squeue` id stands for: `123_4` itself, and a collapsed line of
+    /// pending tasks `123_[0-2,5%4]` each of `123_0`, `123_1`, `123_2`, `123_5`.
+    pub fn expand_array_tasks(id: &str) -> Vec<String> {
+        let Some((job, rest)) = id.split_once("_[") else { return vec![id.to_string()] };
+        let ranges = rest.trim_end_matches(']').split('%').next().unwrap_or_default();
+        let mut out = Vec::new();
+        for part in ranges.split(',') {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            if let (Ok(a), Ok(b)) = (a.trim().parse::<u64>(), b.trim().parse::<u64>()) {
+                out.extend((a..=b).map(|i| format!("{job}_{i}")));
+            }
+        }
+        out
+    }
+
+    /// The job id of an array task id (`123_4` → `123`, `123_[5-9]` → `123`).
+    pub fn array_id(task: &str) -> &str {
+        task.split('_').next().unwrap_or(task)
+    }
+
+    /// Whether a failed `sbatch` may nonetheless have been accepted by the controller (the
+    /// reply was lost), so that it must be looked up before any retry.
+    pub fn is_ambiguous(stderr: &str) -> bool {
+        let s = stderr.to_ascii_lowercase();
+        s.contains("socket timed out") || s.contains("zero bytes were transmitted")
+    }
+
+    /// Whether `sacct` says that accounting is not set up (then only `squeue` can be asked).
+    pub fn accounting_disabled(stderr: &str) -> bool {
+        let s = stderr.to_ascii_lowercase();
+        s.contains("accounting storage is disabled") || s.contains("slurmdbd")
+    }
+
+    /// What to change when a pending reason cannot resolve by waiting; `None` for reasons that
+    /// do (Priority, Resources, per-user job limits, …).
+    pub fn unresolvable_reason(reason: &str) -> Option<&'static str> {
+        match reason {
+            "PartitionConfig" => Some("the request exceeds what the partition allows (cpus, mem, gres): lower [slurm] cpus_per_task / mem / gres or choose another partition"),
+            "PartitionTimeLimit" => Some("[slurm] time exceeds the partition's time limit"),
+            "PartitionNodeLimit" => Some("the request needs more nodes than the partition allows"),
+            "ReqNodeNotAvail" => Some("the requested nodes are unavailable (down, drained or reserved): check [slurm] extra constraints"),
+            "InvalidAccount" => Some("[slurm] account is not valid for this user or partition"),
+            "InvalidQOS" => Some("[slurm] qos is not valid for this user or account"),
+            "BadConstraints" => Some("no node satisfies the constraints in [slurm] extra"),
+            r if r.ends_with("PerJobLimit") || r.contains("WallDuration") => {
+                Some("a per-job limit of the account or QOS is exceeded: lower [slurm] cpus_per_task / mem / time")
+            }
+            _ => None,
+        }
     }
 
     /// Whether an `sbatch` failure is worth retrying (controller busy, RPC rate limit, timeout).
@@ -65,6 +163,7 @@ pub mod parse {
             "resource temporarily unavailable",
             "try again",
             "slurm_persist_conn_open",
+            "zero bytes were transmitted",
         ]
         .iter()
         .any(|p| s.contains(p))
@@ -100,6 +199,20 @@ fn run(program: &str, args: &[&str]) -> Result<std::process::Output, SchedulerEr
     }
 }
 
+/// Runs a query command, retrying transient failures after each wait of `backoff`.
+fn run_retrying(program: &str, args: &[&str], backoff: &[Duration]) -> Result<std::process::Output, SchedulerError> {
+    let mut waits = backoff.iter();
+    loop {
+        match run(program, args) {
+            Err(SchedulerError::Failed { ref stderr, .. }) if parse::is_transient(stderr) => match waits.next() {
+                Some(wait) => std::thread::sleep(*wait),
+                None => return run(program, args),
+            },
+            other => return other,
+        }
+    }
+}
+
 impl SlurmScheduler {
     /// Connects to the cluster (reading `MaxArraySize`); fails clearly when Slurm is missing.
     pub fn new(sweep: &str, sweep_dir: PathBuf, settings: SlurmSettings) -> Result<Self, SchedulerError> {
@@ -113,22 +226,55 @@ impl SlurmScheduler {
         Ok(SlurmScheduler { settings, sweep: sweep.to_string(), sweep_dir, ssal, max_array, backoff })
     }
 
-    fn sbatch(&self, script: &std::path::Path) -> Result<String, SchedulerError> {
+    /// The same scheduler with other waits between retries (tests use zero waits).
+    pub fn with_backoff(mut self, backoff: Vec<Duration>) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The job name that carries a submission's token.
+    fn job_name(&self, token: &str) -> String {
+        format!("ssal-{}-{token}", self.sweep)
+    }
+
+    /// Submits `script` named after `token`; after an answer that may hide an accepted job, the
+    /// job is looked up by its name before anything is sent again.
+    fn sbatch(&mut self, script: &std::path::Path, token: &str, tasks: usize) -> Result<Vec<String>, SchedulerError> {
         let script = script.to_string_lossy();
-        let mut waits = self.backoff.iter();
+        let name = format!("--job-name={}", self.job_name(token));
+        let backoff = self.backoff.clone();
+        let mut waits = backoff.iter();
+        let handles = |id: &str| (0..tasks).map(|i| format!("{id}_{i}")).collect::<Vec<_>>();
         loop {
-            match run("sbatch", &["--parsable", &script]) {
+            match run("sbatch", &["--parsable", &name, &script]) {
                 Ok(out) => {
                     let stdout = String::from_utf8_lossy(&out.stdout);
-                    return parse::sbatch_job_id(&stdout).ok_or_else(|| SchedulerError::Parse {
+                    return parse::sbatch_job_id(&stdout).map(|id| handles(&id)).ok_or_else(|| SchedulerError::Parse {
                         command: "sbatch --parsable".into(),
                         message: format!("no job id in {stdout:?}"),
                     });
                 }
                 Err(SchedulerError::Failed { stderr, .. }) if parse::is_transient(&stderr) => match waits.next() {
                     Some(wait) => {
-                        eprintln!("ssal: sbatch: {stderr}; retrying in {}s", wait.as_secs());
                         std::thread::sleep(*wait);
+                        if parse::is_ambiguous(&stderr) {
+                            match self.find_submission(token, tasks) {
+                                Ok(Some(found)) => return Ok(found),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    return Err(SchedulerError::Ambiguous {
+                                        token: token.to_string(),
+                                        why: format!("sbatch: {stderr}; then {e}"),
+                                    })
+                                }
+                            }
+                        }
+                    }
+                    None if parse::is_ambiguous(&stderr) => {
+                        return Err(SchedulerError::Ambiguous {
+                            token: token.to_string(),
+                            why: format!("sbatch: {stderr}, still after {} retries", backoff.len()),
+                        })
                     }
                     None => {
                         return Err(SchedulerError::Failed {
@@ -153,7 +299,7 @@ impl Scheduler for SlurmScheduler {
         self.max_array.max(1)
     }
 
-    fn submit(&mut self, tasks: &[Task]) -> Result<Vec<String>, SchedulerError> {
+    fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError> {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
@@ -179,16 +325,74 @@ impl Scheduler for SlurmScheduler {
         .map_err(|e| SchedulerError::Io(e.to_string()))?;
         std::fs::write(&script_path, script)
             .map_err(|e| SchedulerError::Io(format!("{}: {e}", script_path.display())))?;
-        let array_id = self.sbatch(&script_path)?;
-        Ok((0..tasks.len()).map(|i| format!("{array_id}_{i}")).collect())
+        self.sbatch(&script_path, token, tasks.len())
     }
 
+    fn find_submission(&mut self, token: &str, tasks: usize) -> Result<Option<Vec<String>>, SchedulerError> {
+        let name = self.job_name(token);
+        let ambiguous = |e: SchedulerError| SchedulerError::Ambiguous { token: token.to_string(), why: e.to_string() };
+        let out = run_retrying("squeue", &["--me", "-h", "-r", "-t", "all", "-o", "%i|%j"], &self.backoff)
+            .map_err(ambiguous)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let queued = stdout.lines().filter_map(|l| l.trim().split_once('|')).find(|(_, n)| *n == name);
+        let id = match queued {
+            Some((task, _)) => Some(parse::array_id(task).to_string()),
+            None => {
+                let name_arg = format!("--name={name}");
+                let args = ["-X", "-P", "-n", &name_arg, "-S", "now-30days", "--format=JobID"];
+                let out = run_retrying("sacct", &args, &self.backoff).map_err(ambiguous)?;
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                stdout.lines().map(str::trim).find(|l| !l.is_empty()).map(|l| parse::array_id(l).to_string())
+            }
+        };
+        Ok(id.map(|id| (0..tasks).map(|i| format!("{id}_{i}")).collect()))
+    }
+
+    /// One `squeue` for every task; tasks it no longer lists are looked up in `sacct` (their
+    /// final state, exit code, time, memory and node). A task neither lists is `Unknown` (its
+    /// state is kept) — except on a cluster without accounting when `squeue` listed other tasks:
+    /// then it left the queue and is absent (the runner then reads its result file). An empty
+    /// `squeue` answer (a controller restart answers so) never counts as "left".
     fn poll(&mut self, handles: &[String]) -> Result<HashMap<String, Observed>, SchedulerError> {
-        let out = run("squeue", &["--me", "-h", "-r", "-t", "all", "-o", "%i|%T"])?;
+        let out = run_retrying("squeue", &["--me", "-h", "-r", "-t", "all", "-o", "%i|%T|%r"], &self.backoff)?;
         let states = parse::squeue_states(&String::from_utf8_lossy(&out.stdout))
             .map_err(|message| SchedulerError::Parse { command: "squeue".into(), message })?;
+        let squeue_empty = states.is_empty();
         let wanted: std::collections::HashSet<&String> = handles.iter().collect();
-        Ok(states.into_iter().filter(|(id, _)| wanted.contains(id)).collect())
+        let mut known: HashMap<String, Observed> = states.into_iter().filter(|(id, _)| wanted.contains(id)).collect();
+        let missing: Vec<&String> = handles.iter().filter(|h| !known.contains_key(*h)).collect();
+        if missing.is_empty() {
+            return Ok(known);
+        }
+        let arrays: std::collections::BTreeSet<&str> = missing.iter().map(|h| parse::array_id(h)).collect();
+        let jobs = arrays.into_iter().collect::<Vec<_>>().join(",");
+        let args = ["-X", "-P", "-n", "-j", &jobs, "--format=JobID,State,ExitCode,Elapsed,MaxRSS,NodeList"];
+        match run_retrying("sacct", &args, &self.backoff) {
+            Ok(out) => {
+                let rows = parse::sacct_states(&String::from_utf8_lossy(&out.stdout))
+                    .map_err(|message| SchedulerError::Parse { command: "sacct".into(), message })?;
+                for (id, observed) in rows {
+                    for task in parse::expand_array_tasks(&id) {
+                        if wanted.contains(&task) && !known.contains_key(&task) {
+                            known.insert(task, observed.clone());
+                        }
+                    }
+                }
+                // Accounting works but has no line yet (slurmdbd lags the controller): wait.
+                let unaccounted: Vec<String> =
+                    missing.iter().filter(|h| !known.contains_key(**h)).map(|h| (*h).clone()).collect();
+                for h in unaccounted {
+                    known.insert(h, Observed::Unknown);
+                }
+            }
+            Err(SchedulerError::Failed { stderr, .. }) if parse::accounting_disabled(&stderr) && !squeue_empty => {}
+            Err(_) => {
+                for h in missing {
+                    known.insert(h.clone(), Observed::Unknown);
+                }
+            }
+        }
+        Ok(known)
     }
 
     fn cancel(&mut self, handles: &[String]) -> Result<(), SchedulerError> {
@@ -226,30 +430,73 @@ mod tests {
     #[test]
     fn squeue_sample_and_state_mapping() {
         // Captured from `squeue --me -h -r -t all -o '%i|%T'` on slurm-wlm 22.05.8.
-        let sample = "1_0|CANCELLED\n1_2|PENDING\n1_4|PENDING\n1_1|RUNNING\n";
+        // (%r added later: the pending reason, "None" for tasks that are not pending.)
+        let sample = "1_0|CANCELLED|None\n1_2|PENDING|Priority\n1_4|PENDING|PartitionConfig\n1_1|RUNNING|None\n";
         let got = squeue_states(sample).unwrap();
         assert_eq!(
             got,
             vec![
                 ("1_0".into(), Observed::Cancelled),
-                ("1_2".into(), Observed::Queued),
-                ("1_4".into(), Observed::Queued),
+                ("1_2".into(), Observed::Queued { reason: Some("Priority".into()) }),
+                ("1_4".into(), Observed::Queued { reason: Some("PartitionConfig".into()) }),
                 ("1_1".into(), Observed::Running)
             ]
         );
+        // Without the reason column, as the first ssal versions asked.
+        assert_eq!(squeue_states("1_1|PENDING\n").unwrap()[0].1, Observed::QUEUED);
         for queued in ["PENDING", "CONFIGURING", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD", "SUSPENDED", "NEW_STATE"] {
-            assert_eq!(job_state(queued), Observed::Queued, "{queued}");
+            assert_eq!(job_state(queued), Observed::QUEUED, "{queued}");
         }
-        assert_eq!(job_state("COMPLETED"), Observed::Ended { success: true });
+        assert_eq!(job_state("COMPLETED"), Observed::Ended { success: true, detail: None });
         for failed in ["FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"] {
-            assert_eq!(job_state(failed), Observed::Ended { success: false }, "{failed}");
+            assert_eq!(job_state(failed), Observed::Ended { success: false, detail: Some(failed.into()) }, "{failed}");
         }
         assert_eq!(job_state("COMPLETING"), Observed::Running);
         assert!(squeue_states("garbage\n").is_err());
     }
 
     #[test]
+    fn sacct_sample_and_reasons() {
+        // The format of `sacct -X -P -n --format=JobID,State,ExitCode,Elapsed,MaxRSS,NodeList`
+        // (slurm-wlm 22.05 documentation; MaxRSS is empty on allocation lines with -X).
+        let sample =
+            "7_0|COMPLETED|0:0|00:03:10||n1\n7_1|TIMEOUT|0:15|02:00:01||n2\n7_2|CANCELLED by 1000|0:0|00:00:05||n1\n\
+                      7_3|OUT_OF_MEMORY|0:125|00:10:00|15.9G|n1\n7_4|PENDING|0:0|00:00:00||None assigned\n";
+        let got = sacct_states(sample).unwrap();
+        assert_eq!(
+            got[0].1,
+            Observed::Ended { success: true, detail: Some("COMPLETED, exit 0:0, 00:03:10 on n1".into()) }
+        );
+        assert_eq!(
+            got[1].1,
+            Observed::Ended { success: false, detail: Some("TIMEOUT, exit 0:15, 02:00:01 on n2".into()) }
+        );
+        assert_eq!(got[2].1, Observed::Cancelled);
+        assert_eq!(
+            got[3].1,
+            Observed::Ended {
+                success: false,
+                detail: Some("OUT_OF_MEMORY, exit 0:125, 00:10:00, MaxRSS 15.9G on n1".into())
+            }
+        );
+        assert_eq!(got[4].1, Observed::QUEUED);
+        assert!(sacct_states("no separators\n").is_err());
+        assert_eq!(array_id("123_4"), "123");
+        assert_eq!(expand_array_tasks("123_[0-2,5%4]"), vec!["123_0", "123_1", "123_2", "123_5"]);
+        assert_eq!(expand_array_tasks("123_4"), vec!["123_4"]);
+        assert_eq!(array_id("123_[5-9]"), "123");
+        assert!(unresolvable_reason("PartitionConfig").is_some());
+        assert!(unresolvable_reason("QOSMaxWallDurationPerJobLimit").is_some());
+        for waits in ["Priority", "Resources", "QOSMaxJobsPerUserLimit", "Dependency", "BeginTime"] {
+            assert!(unresolvable_reason(waits).is_none(), "{waits}");
+        }
+        assert!(accounting_disabled("sacct: error: Slurm accounting storage is disabled"));
+    }
+
+    #[test]
     fn transient_sbatch_errors_are_recognised() {
+        assert!(is_ambiguous("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"));
+        assert!(!is_ambiguous("sbatch: error: Batch job submission failed: Resource temporarily unavailable"));
         assert!(is_transient("sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying"));
         assert!(is_transient("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"));
         assert!(is_transient("sbatch: error: RPC rate limit exceeded"));

@@ -1,11 +1,13 @@
 //! Sweeps: a base experiment config plus a grid of axes over any config field, expanded into
 //! jobs whose ids are content hashes of their full configs (so re-planning gives the same ids
 //! and identical configs collapse to one job).
+mod lock;
 mod runner;
 mod script;
 mod state;
 
-pub use runner::{RunnerError, SweepRunner, Tally};
+pub use lock::{LockError, SweepLock};
+pub use runner::{job_log, last_lines, FailureGroups, RunnerError, SweepRunner, Tally, WaitOutcome};
 pub use script::{render_array_script, ArrayScript, SlurmSettings};
 pub use state::{JobState, StateDb, StateError, TrackedJob};
 
@@ -183,6 +185,13 @@ pub fn plan_file(path: &Path) -> Result<Plan, SweepError> {
 pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
     let invalid = |message: String| SweepError::Invalid { path: origin.into(), message };
     let file: SweepFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    file.slurm.validate().map_err(|e| invalid(e.to_string()))?;
+    if let Some(name) = &file.name {
+        let bad = name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']);
+        if bad {
+            return Err(invalid(format!("name {name:?} must be a plain directory name (no path separators)")));
+        }
+    }
     let schema = schema();
     let name = file
         .name

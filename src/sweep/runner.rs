@@ -1,5 +1,7 @@
-//! The sweep's state machine, written once against the `Scheduler` trait: submit what may run,
-//! refresh states from one scheduler poll plus the jobs' result files, retry failures, cancel.
+//! The sweep's state machine, written once against the `Scheduler` trait: submit what may run
+//! (each chunk journalled before the scheduler is asked, so that it is submitted exactly once),
+//! refresh states from one scheduler poll plus the jobs' result files, retry failures, stop after
+//! too many, cancel.
 use super::{JobState, Plan, StateDb, StateError, TrackedJob};
 use crate::scheduler::{Observed, Scheduler, SchedulerError, Task};
 use std::collections::BTreeMap;
@@ -33,6 +35,44 @@ pub struct SweepRunner {
     pub db: StateDb,
 }
 
+/// A fresh submission token: unique across processes and time (not a random choice of an
+/// experiment, so not drawn from a run seed).
+fn new_token(dir: &Path) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let seed = format!("{}|{}|{now}", dir.display(), std::process::id());
+    blake3::hash(seed.as_bytes()).to_hex()[..12].to_string()
+}
+
+/// How a `wait` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitOutcome {
+    pub tally: Tally,
+    /// Set when the circuit breaker stopped submitting: how many attempts failed and the error
+    /// line they share most.
+    pub stopped_by_failures: Option<String>,
+}
+
+/// Failed jobs grouped by what they say: (the line, the job ids), largest group first.
+pub type FailureGroups = Vec<(String, Vec<String>)>;
+
+/// The log a job left: its own `log.txt`, else Slurm's array output for its handle.
+pub fn job_log(sweep_dir: &Path, job: &TrackedJob) -> Option<PathBuf> {
+    let own = job.dir.join("log.txt");
+    if own.is_file() {
+        return Some(own);
+    }
+    let slurm = sweep_dir.join("arrays/logs").join(format!("{}.out", job.handle.as_deref()?));
+    slurm.is_file().then_some(slurm)
+}
+
+/// The last `n` non-empty lines of a file.
+pub fn last_lines(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<String> =
+        text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).map(String::from).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
 /// Whether `dir/result.json` is a complete result.
 fn has_complete_result(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("result.json"))
@@ -61,45 +101,93 @@ impl SweepRunner {
         Ok(t)
     }
 
-    /// Brings every job's state up to date: a complete result file means done; active jobs of
-    /// `scheduler`'s backend are looked up in one poll; an active job its scheduler no longer
-    /// knows, or that ended without a complete result, has failed.
-    pub fn refresh(&mut self, scheduler: Option<&mut dyn Scheduler>) -> Result<(), RunnerError> {
-        let jobs = self.db.jobs()?;
-        let mut active: Vec<&TrackedJob> = Vec::new();
-        for j in &jobs {
-            if j.state != JobState::Done && has_complete_result(&j.dir) {
-                self.db.set_state(&j.job_id, JobState::Done)?;
-            } else if j.state.is_active() {
-                active.push(j);
+    /// Settles the journal: every submission of `scheduler`'s backend that was being made when
+    /// an earlier call stopped (crash, kill, ambiguous answer) is looked up by its token and
+    /// adopted if the scheduler has it, closed otherwise. Until that is known nothing new is
+    /// submitted (the lookup's error is returned). Returns how many submissions were adopted.
+    pub fn reconcile(&mut self, scheduler: &mut dyn Scheduler) -> Result<usize, RunnerError> {
+        let mut adopted = 0;
+        for (token, job_ids) in self.db.journal_open_entries(scheduler.name())? {
+            match scheduler.find_submission(&token, job_ids.len())? {
+                Some(handles) => {
+                    let pairs: Vec<(String, String)> = job_ids.into_iter().zip(handles).collect();
+                    self.db.mark_submitted(scheduler.name(), &token, &pairs)?;
+                    adopted += 1;
+                }
+                None => self.db.journal_close(&token, "not_found")?,
             }
         }
-        let Some(scheduler) = scheduler else { return Ok(()) };
-        let ours: Vec<&TrackedJob> =
-            active.into_iter().filter(|j| j.backend.as_deref() == Some(scheduler.name())).collect();
+        Ok(adopted)
+    }
+
+    /// Brings every job's state up to date: a complete result file means done; open journal
+    /// entries are reconciled; active jobs of `scheduler`'s backend are looked up in one poll;
+    /// an active job that ended without a complete result has failed (with the scheduler's
+    /// detail); a job the scheduler cannot account for keeps its state.
+    pub fn refresh(&mut self, scheduler: Option<&mut dyn Scheduler>) -> Result<(), RunnerError> {
+        let Some(scheduler) = scheduler else {
+            return self.refresh_results();
+        };
+        self.reconcile(scheduler)?;
+        self.refresh_results()?;
+        let ours: Vec<TrackedJob> = self
+            .db
+            .jobs()?
+            .into_iter()
+            .filter(|j| j.state.is_active() && j.backend.as_deref() == Some(scheduler.name()))
+            .collect();
         if ours.is_empty() {
             return Ok(());
         }
         let handles: Vec<String> = ours.iter().filter_map(|j| j.handle.clone()).collect();
         let observed = scheduler.poll(&handles)?;
-        for j in ours {
-            let seen = j.handle.as_ref().and_then(|h| observed.get(h)).copied();
-            let state = match seen {
-                Some(Observed::Queued) => JobState::Submitted,
-                Some(Observed::Running) => JobState::Running,
-                Some(Observed::Cancelled) => JobState::Cancelled,
-                Some(Observed::Ended { .. }) | None if has_complete_result(&j.dir) => JobState::Done,
-                Some(Observed::Ended { .. }) | None => JobState::Failed,
+        for j in &ours {
+            let seen = j.handle.as_ref().and_then(|h| observed.get(h)).cloned();
+            let complete = || has_complete_result(&j.dir);
+            let (state, detail) = match seen {
+                Some(Observed::Queued { reason }) => {
+                    if reason != j.pending_reason {
+                        self.db.set_pending_reason(&j.job_id, reason.as_deref())?;
+                    }
+                    (JobState::Submitted, None)
+                }
+                Some(Observed::Running) => (JobState::Running, None),
+                Some(Observed::Cancelled) => (JobState::Cancelled, None),
+                Some(Observed::Unknown) if complete() => (JobState::Done, None),
+                Some(Observed::Unknown) => (j.state, None),
+                Some(Observed::Ended { detail, .. }) if complete() => (JobState::Done, detail),
+                Some(Observed::Ended { detail, .. }) => (JobState::Failed, detail),
+                None if complete() => (JobState::Done, None),
+                None => (JobState::Failed, Some("left the queue; no accounting record".to_string())),
             };
             if state != j.state {
+                if matches!(state, JobState::Failed | JobState::Done | JobState::Cancelled) {
+                    self.db.record_end(j, state, detail.as_deref())?;
+                }
+                if state != JobState::Submitted {
+                    self.db.set_pending_reason(&j.job_id, None)?;
+                }
                 self.db.set_state(&j.job_id, state)?;
             }
         }
         Ok(())
     }
 
+    /// Marks every job with a complete result file as done.
+    fn refresh_results(&mut self) -> Result<(), RunnerError> {
+        for j in self.db.jobs()? {
+            if j.state != JobState::Done && has_complete_result(&j.dir) {
+                self.db.set_state(&j.job_id, JobState::Done)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Submits jobs that are not done and not active and satisfy `eligible`, keeping at most
-    /// `max_queued` of the sweep's jobs active, in chunks the scheduler accepts. Returns how many.
+    /// `max_queued` of the sweep's jobs active, in chunks the scheduler accepts. Each chunk is
+    /// journalled under a fresh token before the scheduler is asked; a definite refusal closes
+    /// the entry, an ambiguous answer leaves it open for [`SweepRunner::reconcile`]. Returns how
+    /// many jobs were submitted.
     pub fn submit(
         &mut self,
         scheduler: &mut dyn Scheduler,
@@ -115,33 +203,81 @@ impl SweepRunner {
             .take(room)
             .map(|j| Task { job_id: j.job_id.clone(), dir: j.dir.clone() })
             .collect();
+        let mut submitted = 0;
         for chunk in ready.chunks(scheduler.max_batch()) {
-            let handles = scheduler.submit(chunk)?;
-            let pairs: Vec<(String, String)> = chunk.iter().map(|t| t.job_id.clone()).zip(handles).collect();
-            self.db.mark_submitted(scheduler.name(), &pairs)?;
+            let token = new_token(&self.dir);
+            let ids: Vec<String> = chunk.iter().map(|t| t.job_id.clone()).collect();
+            self.db.journal_open(&token, scheduler.name(), &ids)?;
+            match scheduler.submit(chunk, &token) {
+                Ok(handles) => {
+                    let pairs: Vec<(String, String)> = ids.into_iter().zip(handles).collect();
+                    self.db.mark_submitted(scheduler.name(), &token, &pairs)?;
+                    submitted += chunk.len();
+                }
+                Err(e @ SchedulerError::Ambiguous { .. }) => return Err(e.into()),
+                Err(e) => {
+                    self.db.journal_close(&token, "refused")?;
+                    return Err(e.into());
+                }
+            }
         }
-        Ok(ready.len())
+        Ok(submitted)
+    }
+
+    /// Failed jobs grouped by the scheduler's detail or the last line of their log.
+    pub fn failure_groups(&self) -> Result<FailureGroups, RunnerError> {
+        let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for j in self.db.jobs()?.into_iter().filter(|j| j.state == JobState::Failed) {
+            let line = job_log(&self.dir, &j)
+                .and_then(|log| last_lines(&log, 1).pop())
+                .or(j.detail.clone())
+                .unwrap_or_else(|| "no log and no scheduler detail".into());
+            groups.entry(line).or_default().push(j.job_id);
+        }
+        let mut out: FailureGroups = groups.into_iter().collect();
+        out.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+        Ok(out)
     }
 
     /// Polls and submits until no job is active and none may be retried; failed jobs are retried
-    /// until `max_attempts`. `on_change` sees the tally after every change. A stop request
-    /// (SIGINT/SIGTERM) cancels the active jobs, which save their state, and returns.
+    /// until `max_attempts`. Once `max_failures` attempts have failed nothing more is submitted
+    /// (the circuit breaker: a config error fails every job the same way). A scheduler that does
+    /// not answer is asked again at the next poll (`on_warning` hears of it), up to ten times in
+    /// a row; it never changes a job's state. `on_change` sees the tally after every change. A
+    /// stop request (SIGINT/SIGTERM) cancels the active jobs, which save their state, and returns.
+    #[allow(clippy::too_many_arguments)]
     pub fn wait(
         &mut self,
         scheduler: &mut dyn Scheduler,
         max_queued: usize,
         max_attempts: u32,
+        max_failures: u32,
         poll_every: std::time::Duration,
         mut on_change: impl FnMut(&Tally),
-    ) -> Result<Tally, RunnerError> {
+        mut on_warning: impl FnMut(&str),
+    ) -> Result<WaitOutcome, RunnerError> {
         let mut last = Tally::default();
+        let mut unanswered = 0;
         loop {
-            self.refresh(Some(scheduler))?;
-            self.submit(scheduler, max_queued, |j| match j.state {
-                JobState::Planned => true,
-                JobState::Failed => j.attempts < max_attempts,
-                _ => false,
-            })?;
+            match self.refresh(Some(scheduler)) {
+                Ok(()) => unanswered = 0,
+                Err(RunnerError::Scheduler(e)) if unanswered < 10 && !matches!(e, SchedulerError::Missing { .. }) => {
+                    unanswered += 1;
+                    on_warning(&format!("{e}; asking again in {}s ({unanswered}/10)", poll_every.as_secs()));
+                    std::thread::sleep(poll_every);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            let failed_attempts = self.db.failed_attempts()?;
+            let breaker = failed_attempts >= max_failures;
+            if !breaker {
+                self.submit(scheduler, max_queued, |j| match j.state {
+                    JobState::Planned => true,
+                    JobState::Failed => j.attempts < max_attempts,
+                    _ => false,
+                })?;
+            }
             let tally = self.tally()?;
             if tally != last {
                 on_change(&tally);
@@ -149,10 +285,20 @@ impl SweepRunner {
             }
             if crate::interrupt::requested() {
                 self.cancel(scheduler)?;
-                return self.tally();
+                return Ok(WaitOutcome { tally: self.tally()?, stopped_by_failures: None });
             }
             if tally.get(JobState::Submitted) + tally.get(JobState::Running) == 0 {
-                return Ok(tally);
+                let stopped_by_failures = if breaker && tally.get(JobState::Planned) + tally.get(JobState::Failed) > 0 {
+                    let groups = self.failure_groups()?;
+                    let common = groups.first().map(|(line, ids)| format!("{} jobs: {line}", ids.len()));
+                    Some(format!(
+                        "{failed_attempts} attempts failed (max_failures = {max_failures}); most common error: {}",
+                        common.unwrap_or_else(|| "unknown".into())
+                    ))
+                } else {
+                    None
+                };
+                return Ok(WaitOutcome { tally, stopped_by_failures });
             }
             std::thread::sleep(poll_every);
         }
@@ -160,6 +306,7 @@ impl SweepRunner {
 
     /// Cancels every active job of `scheduler`'s backend.
     pub fn cancel(&mut self, scheduler: &mut dyn Scheduler) -> Result<usize, RunnerError> {
+        self.reconcile(scheduler)?;
         let ours: Vec<TrackedJob> = self
             .db
             .jobs()?
@@ -172,5 +319,110 @@ impl SweepRunner {
             self.db.set_state(&j.job_id, JobState::Cancelled)?;
         }
         Ok(ours.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A scheduler in memory: every submission is recorded; tasks end as `outcome` says at the
+    /// first poll; `ambiguous` submissions are accepted but answered with an ambiguous error.
+    #[derive(Default)]
+    struct Memory {
+        submissions: Vec<(String, Vec<String>)>,
+        ambiguous: usize,
+        unreachable: bool,
+        outcome: Option<Observed>,
+    }
+
+    impl Scheduler for Memory {
+        fn name(&self) -> &'static str {
+            "memory"
+        }
+        fn max_batch(&self) -> usize {
+            2
+        }
+        fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError> {
+            let handles: Vec<String> = (0..tasks.len()).map(|i| format!("{token}_{i}")).collect();
+            self.submissions.push((token.to_string(), handles.clone()));
+            if self.ambiguous > 0 {
+                self.ambiguous -= 1;
+                return Err(SchedulerError::Ambiguous { token: token.into(), why: "socket timed out".into() });
+            }
+            Ok(handles)
+        }
+        fn find_submission(&mut self, token: &str, _tasks: usize) -> Result<Option<Vec<String>>, SchedulerError> {
+            if self.unreachable {
+                return Err(SchedulerError::Failed {
+                    command: "squeue".into(),
+                    status: "1".into(),
+                    stderr: "down".into(),
+                });
+            }
+            Ok(self.submissions.iter().find(|(t, _)| t == token).map(|(_, h)| h.clone()))
+        }
+        fn poll(&mut self, handles: &[String]) -> Result<HashMap<String, Observed>, SchedulerError> {
+            let o = self.outcome.clone().unwrap_or(Observed::QUEUED);
+            Ok(handles.iter().map(|h| (h.clone(), o.clone())).collect())
+        }
+        fn cancel(&mut self, _handles: &[String]) -> Result<(), SchedulerError> {
+            Ok(())
+        }
+    }
+
+    fn runner(dir: &Path, jobs: usize) -> SweepRunner {
+        let seeds: Vec<String> = (0..jobs).map(|s| s.to_string()).collect();
+        let text = format!("[grid]\nseed = [{}]\n", seeds.join(", "));
+        let plan = crate::sweep::plan_str(&text, Path::new("t.toml")).unwrap();
+        SweepRunner::open(&plan, dir).unwrap()
+    }
+
+    #[test]
+    fn an_ambiguous_submission_is_adopted_not_repeated() {
+        let t = tempfile::tempdir().unwrap();
+        let mut r = runner(t.path(), 3);
+        // The first chunk (2 jobs) is accepted but answered ambiguously, and the scheduler
+        // cannot be asked: the error comes back, the journal entry stays open.
+        let mut s = Memory { ambiguous: 1, unreachable: true, ..Default::default() };
+        assert!(matches!(
+            r.submit(&mut s, 100, |_| true),
+            Err(RunnerError::Scheduler(SchedulerError::Ambiguous { .. }))
+        ));
+        // Until the scheduler answers, nothing else is submitted.
+        assert!(r.refresh(Some(&mut s)).is_err());
+        assert_eq!(s.submissions.len(), 1);
+        // Once it answers, the open submission is adopted; only the third job is submitted anew.
+        s.unreachable = false;
+        r.refresh(Some(&mut s)).unwrap();
+        assert_eq!(r.tally().unwrap().get(JobState::Submitted), 2);
+        assert_eq!(r.submit(&mut s, 100, |j| j.state == JobState::Planned).unwrap(), 1);
+        assert_eq!(s.submissions.len(), 2);
+        assert_eq!(r.submit(&mut s, 100, |j| j.state == JobState::Planned).unwrap(), 0);
+        // A journal entry the scheduler does not have is closed without adopting anything.
+        let mut other = Memory::default();
+        r.db.journal_open("lost", "memory", &["x".into()]).unwrap();
+        assert_eq!(r.reconcile(&mut other).unwrap(), 0);
+        assert!(r.db.journal_open_entries("memory").unwrap().is_empty());
+    }
+
+    #[test]
+    fn unknown_answers_keep_states_and_the_breaker_stops_resubmitting() {
+        let t = tempfile::tempdir().unwrap();
+        let mut r = runner(t.path(), 4);
+        let mut s = Memory { outcome: Some(Observed::Unknown), ..Default::default() };
+        r.submit(&mut s, 100, |_| true).unwrap();
+        r.refresh(Some(&mut s)).unwrap();
+        assert_eq!(r.tally().unwrap().get(JobState::Submitted), 4, "an unknown answer changes nothing");
+        // Every task fails the same way: with max_failures = 3 the breaker opens before the
+        // retries (max_attempts = 5) would submit 4 × 5 tasks.
+        s.outcome = Some(Observed::Ended { success: false, detail: Some("FAILED, exit 1:0".into()) });
+        let out = r.wait(&mut s, 100, 5, 3, std::time::Duration::ZERO, |_| {}, |_| {}).unwrap();
+        assert_eq!(out.tally.get(JobState::Failed), 4);
+        let why = out.stopped_by_failures.expect("breaker open");
+        assert!(why.contains("4 attempts failed") && why.contains("4 jobs: FAILED, exit 1:0"), "{why}");
+        assert_eq!(s.submissions.len(), 2, "two chunks of two, no retries");
+        assert_eq!(r.failure_groups().unwrap()[0].1.len(), 4);
     }
 }

@@ -47,6 +47,10 @@ pub struct SlurmSettings {
     /// Attempts per job before a failed job is left failed. Default: 3.
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
+    /// Circuit breaker: once this many attempts of the sweep have failed, nothing more is
+    /// submitted (`--wait` and `resume` say which error the failures share). Default: 10.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
     /// `ssal run --checkpoint-every` in seconds. Default: 600.
     #[serde(default = "default_checkpoint")]
     pub checkpoint_every: u64,
@@ -85,6 +89,9 @@ fn default_true() -> bool {
 fn default_attempts() -> u32 {
     3
 }
+fn default_max_failures() -> u32 {
+    10
+}
 fn default_checkpoint() -> u64 {
     600
 }
@@ -92,6 +99,53 @@ fn default_checkpoint() -> u64 {
 impl Default for SlurmSettings {
     fn default() -> Self {
         toml::from_str("").expect("every field has a default")
+    }
+}
+
+impl SlurmSettings {
+    /// Refuses values that cannot be what the user meant: a line break, carriage return or NUL
+    /// in any value (it would end its `#SBATCH` line and run the rest as shell), and zero caps.
+    pub fn validate(&self) -> Result<(), ScriptError> {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let single: [(&'static str, Option<String>); 8] = [
+            ("partition", self.partition.clone()),
+            ("account", self.account.clone()),
+            ("qos", self.qos.clone()),
+            ("time", Some(self.time.clone())),
+            ("mem", Some(self.mem.clone())),
+            ("gres", self.gres.clone()),
+            ("template", path(&self.template)),
+            ("ssal", path(&self.ssal)),
+        ];
+        let lists = [("extra", &self.extra), ("setup", &self.setup)];
+        let values = single
+            .iter()
+            .filter_map(|(f, v)| v.as_ref().map(|v| (*f, v)))
+            .chain(lists.iter().flat_map(|(f, l)| l.iter().map(move |v| (*f, v))));
+        for (field, value) in values {
+            if let Some(c) = value.chars().find(|c| matches!(c, '\n' | '\r' | '\0')) {
+                let what = match c {
+                    '\n' => "a line break",
+                    '\r' => "a carriage return",
+                    _ => "a NUL character",
+                };
+                return Err(ScriptError::Setting {
+                    field,
+                    message: format!("{value:?} contains {what}; give one value (lists: one entry per line)"),
+                });
+            }
+        }
+        let zero = [
+            ("max_queued", self.max_queued == 0),
+            ("throttle", self.throttle == Some(0)),
+            ("max_attempts", self.max_attempts == 0),
+            ("max_failures", self.max_failures == 0),
+            ("cpus_per_task", self.cpus_per_task == 0),
+        ];
+        if let Some((field, _)) = zero.iter().find(|(_, z)| *z) {
+            return Err(ScriptError::Setting { field, message: "must be at least 1".into() });
+        }
+        Ok(())
     }
 }
 
@@ -128,14 +182,7 @@ fn quote(value: String) -> Result<String, minijinja::Error> {
 
 /// Renders the job-array batch script.
 pub fn render_array_script(settings: &SlurmSettings, array: &ArrayScript) -> Result<String, ScriptError> {
-    for (field, lines) in [("extra", &settings.extra), ("setup", &settings.setup)] {
-        if let Some(bad) = lines.iter().find(|l| l.contains('\n')) {
-            return Err(ScriptError::Setting {
-                field,
-                message: format!("{bad:?} spans several lines; give one entry per line"),
-            });
-        }
-    }
+    settings.validate()?;
     let (name, source) = match &settings.template {
         Some(path) => (
             path.display().to_string(),

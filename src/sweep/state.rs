@@ -60,6 +60,10 @@ pub struct TrackedJob {
     pub submitted_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub dir: PathBuf,
+    /// What the scheduler said of the last attempt's end (Slurm: state, exit code, time, node).
+    pub detail: Option<String>,
+    /// Why a queued job waits (Slurm's pending reason).
+    pub pending_reason: Option<String>,
 }
 
 /// Errors of the state database, naming its path.
@@ -98,7 +102,31 @@ CREATE TABLE IF NOT EXISTS jobs (
     log_path TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+-- The submission journal: a chunk is written here, with the token its scheduler submission
+-- carries, before the scheduler is asked; accepted or refused closes it. An entry still open
+-- after a crash or an ambiguous answer is reconciled by looking the token up.
+CREATE TABLE IF NOT EXISTS submissions (
+    token TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    job_ids TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    closed_at INTEGER
+);
+-- Every attempt's end as the scheduler reported it.
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    handle TEXT,
+    state TEXT NOT NULL,
+    detail TEXT,
+    ended_at INTEGER NOT NULL,
+    PRIMARY KEY (job_id, attempt)
+);
 ";
+
+/// Columns added after the first version, with their definitions.
+const ADDED_COLUMNS: [(&str, &str); 2] = [("detail", "TEXT"), ("pending_reason", "TEXT")];
 
 impl StateDb {
     /// Opens (creating) the database at `path`.
@@ -108,6 +136,14 @@ impl StateDb {
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        for (column, kind) in ADDED_COLUMNS {
+            let present: bool = conn
+                .query_row("SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = ?1", [column], |r| r.get(0))
+                .map_err(err)?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {column} {kind}")).map_err(err)?;
+            }
+        }
         Ok(StateDb { conn, path: path.to_path_buf() })
     }
 
@@ -143,7 +179,8 @@ impl StateDb {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT job_id, plan_index, backend, handle, state, attempts, submitted_at, finished_at, dir
+                "SELECT job_id, plan_index, backend, handle, state, attempts, submitted_at, finished_at, dir,
+                        detail, pending_reason
                  FROM jobs ORDER BY plan_index",
             )
             .map_err(self.err())?;
@@ -160,14 +197,58 @@ impl StateDb {
                     submitted_at: r.get(6)?,
                     finished_at: r.get(7)?,
                     dir: PathBuf::from(r.get::<_, String>(8)?),
+                    detail: r.get(9)?,
+                    pending_reason: r.get(10)?,
                 })
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// Marks jobs as handed to `backend` under `handles` (one more attempt each), in one transaction.
-    pub fn mark_submitted(&mut self, backend: &str, submitted: &[(String, String)]) -> Result<(), StateError> {
+    /// Opens a journal entry for a chunk about to be submitted under `token`: committed before
+    /// the scheduler is asked, so that a crash in between leaves a trace to reconcile.
+    pub fn journal_open(&mut self, token: &str, backend: &str, job_ids: &[String]) -> Result<(), StateError> {
+        let ids = serde_json::to_string(job_ids).expect("strings serialise");
+        self.conn
+            .execute(
+                "INSERT INTO submissions (token, backend, job_ids, state, created_at) VALUES (?1, ?2, ?3, 'open', ?4)",
+                params![token, backend, ids, now()],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Closes a journal entry without submitting its jobs (`refused`, `not_found`).
+    pub fn journal_close(&self, token: &str, state: &str) -> Result<(), StateError> {
+        self.conn
+            .execute("UPDATE submissions SET state = ?2, closed_at = ?3 WHERE token = ?1", params![token, state, now()])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The open journal entries of `backend`: (token, job ids in submission order).
+    pub fn journal_open_entries(&self, backend: &str) -> Result<Vec<(String, Vec<String>)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT token, job_ids FROM submissions WHERE state = 'open' AND backend = ?1 ORDER BY created_at")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([backend], |r| {
+                let ids: String = r.get(1)?;
+                Ok((r.get(0)?, serde_json::from_str(&ids).unwrap_or_default()))
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Marks jobs as handed to `backend` under `handles` (one more attempt each) and closes the
+    /// journal entry `token` as accepted, in one transaction.
+    pub fn mark_submitted(
+        &mut self,
+        backend: &str,
+        token: &str,
+        submitted: &[(String, String)],
+    ) -> Result<(), StateError> {
         let t = now();
         let path = self.path.clone();
         let err = |source| StateError { path: path.clone(), source };
@@ -175,12 +256,44 @@ impl StateDb {
         for (id, handle) in submitted {
             tx.execute(
                 "UPDATE jobs SET backend = ?2, handle = ?3, state = 'submitted', attempts = attempts + 1,
-                 submitted_at = ?4, finished_at = NULL, updated_at = ?4 WHERE job_id = ?1",
+                 submitted_at = ?4, finished_at = NULL, updated_at = ?4, detail = NULL, pending_reason = NULL
+                 WHERE job_id = ?1",
                 params![id, backend, handle, t],
             )
             .map_err(err)?;
         }
+        tx.execute("UPDATE submissions SET state = 'accepted', closed_at = ?2 WHERE token = ?1", params![token, t])
+            .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Records how a job's current attempt ended (its state and the scheduler's detail).
+    pub fn record_end(&self, job: &TrackedJob, state: JobState, detail: Option<&str>) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO attempts VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![job.job_id, job.attempts, job.handle, state.as_str(), detail, now()],
+            )
+            .map_err(self.err())?;
+        self.conn
+            .execute("UPDATE jobs SET detail = ?2 WHERE job_id = ?1", params![job.job_id, detail])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// How many attempts of this sweep's jobs ended failed (the circuit breaker's count).
+    pub fn failed_attempts(&self) -> Result<u32, StateError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM attempts WHERE state = 'failed'", [], |r| r.get(0))
+            .map_err(self.err())
+    }
+
+    /// Sets why a queued job waits (`None` once it no longer does).
+    pub fn set_pending_reason(&self, job_id: &str, reason: Option<&str>) -> Result<(), StateError> {
+        self.conn
+            .execute("UPDATE jobs SET pending_reason = ?2 WHERE job_id = ?1", params![job_id, reason])
+            .map_err(self.err())?;
+        Ok(())
     }
 
     /// Sets one job's state (terminal states get a finish time).

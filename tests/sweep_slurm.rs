@@ -1,0 +1,273 @@
+//! Exactly-once submission and failure diagnosis against a fake Slurm on PATH
+//! (tests/fake_slurm: sbatch / squeue / sacct / scontrol / scancel with injectable failures).
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Cluster {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    state: PathBuf,
+    sweep: PathBuf,
+    results: PathBuf,
+}
+
+fn path_with_fake() -> String {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_slurm/bin");
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+impl Cluster {
+    /// A fake cluster and a sweep of `jobs` seeds with `slurm` as its `[slurm]` table.
+    fn new(jobs: usize, slurm: &str) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let state = root.join("slurm");
+        std::fs::create_dir_all(&state).unwrap();
+        let seeds: Vec<String> = (0..jobs).map(|s| s.to_string()).collect();
+        let sweep = root.join("fake.toml");
+        std::fs::write(&sweep, format!("[grid]\nseed = [{}]\n[slurm]\n{slurm}\n", seeds.join(", "))).unwrap();
+        Cluster { results: root.join("results"), _tmp: tmp, root, state, sweep }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ssal"));
+        c.args(args).env("PATH", path_with_fake()).env("FAKE_SLURM_DIR", &self.state);
+        c
+    }
+
+    /// `ssal sweep VERB <sweep> --results R [extra]`.
+    fn sweep(&self, verb: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["sweep", verb, self.sweep.to_str().unwrap(), "--results", self.results.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.command(&args).output().unwrap()
+    }
+
+    fn fake(&self, args: &[&str]) -> String {
+        let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_slurm/bin/fake-slurm"))
+            .args(args)
+            .env("PATH", path_with_fake())
+            .env("FAKE_SLURM_DIR", &self.state)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "fake-slurm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn submissions(&self) -> usize {
+        self.fake(&["count"]).trim().parse().unwrap()
+    }
+
+    fn status_json(&self) -> (Option<i32>, serde_json::Value) {
+        let o = self.sweep("status", &["--format", "json"]);
+        let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+        (o.status.code(), v)
+    }
+}
+
+/// The job id of the cluster's first array.
+fn first_job(c: &Cluster) -> String {
+    let tasks = c.fake(&["tasks"]);
+    tasks
+        .lines()
+        .find_map(|l| l.split('\t').next().filter(|j| !j.is_empty() && j.chars().all(|ch| ch.is_ascii_digit())))
+        .unwrap_or_else(|| panic!("no task in {tasks:?}"))
+        .to_string()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn two_concurrent_resumes_submit_every_job_exactly_once() {
+    let c = Cluster::new(6, "");
+    let spawn = || {
+        c.command(&[
+            "sweep",
+            "resume",
+            c.sweep.to_str().unwrap(),
+            "--results",
+            c.results.to_str().unwrap(),
+            "--backend",
+            "slurm",
+        ])
+        .spawn()
+        .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    assert_eq!(c.submissions(), 1, "one array for the six jobs, not two");
+    let (_, status) = c.status_json();
+    assert_eq!(status["states"]["submitted"], 6, "{status}");
+    // A third resume finds everything queued and submits nothing.
+    let again = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("submitted 0 jobs"), "{}", text(&again));
+    assert_eq!(c.submissions(), 1);
+}
+
+#[test]
+fn a_lock_held_by_another_ssal_refuses_with_no_wait_lock() {
+    let c = Cluster::new(2, "");
+    let dir = c.results.join("fake");
+    let _held = ssal::sweep::SweepLock::try_acquire(&dir).unwrap();
+    let o = c.sweep("resume", &["--backend", "slurm", "--no-wait-lock"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("locked by another ssal"), "{}", text(&o));
+    assert_eq!(c.submissions(), 0);
+}
+
+#[test]
+fn a_socket_timeout_after_acceptance_is_adopted_not_resubmitted() {
+    let c = Cluster::new(3, "");
+    c.fake(&["inject", "sbatch_timeout_after_accept", "1"]);
+    let o = c.sweep("submit", &["--backend", "slurm"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(c.submissions(), 1);
+    let (_, status) = c.status_json();
+    assert_eq!(status["states"]["submitted"], 3, "{status}");
+}
+
+#[test]
+fn an_ambiguous_submission_is_reconciled_by_the_next_call() {
+    let c = Cluster::new(3, "");
+    // Accepted, but the reply is lost and the queue cannot be asked: exit 3, nothing else sent.
+    c.fake(&["inject", "sbatch_timeout_after_accept", "1"]);
+    c.fake(&["inject", "squeue_fail", "100"]);
+    let o = c.sweep("submit", &["--backend", "slurm"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot tell whether submission"), "{}", text(&o));
+    assert_eq!(c.submissions(), 1);
+    std::fs::remove_file(c.state.join("inject/squeue_fail")).ok();
+    // The next resume adopts the accepted array instead of submitting it again.
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 0 jobs"), "{}", text(&o));
+    assert_eq!(c.submissions(), 1);
+    let (_, status) = c.status_json();
+    assert_eq!(status["states"]["submitted"], 3, "{status}");
+}
+
+#[test]
+fn an_empty_queue_answer_fails_nothing_and_resubmits_nothing() {
+    let c = Cluster::new(3, "");
+    assert!(c.sweep("submit", &["--backend", "slurm"]).status.success());
+    // The controller restarts: squeue answers empty; sacct still knows the tasks are pending.
+    c.fake(&["inject", "squeue_empty", "100"]);
+    let (code, status) = c.status_json();
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!(status["states"]["submitted"], 3, "{status}");
+    // Nor when sacct cannot be asked either: the jobs keep their state.
+    c.fake(&["inject", "sacct_fail", "100"]);
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 0 jobs"), "{}", text(&o));
+    assert_eq!(c.submissions(), 1);
+}
+
+#[test]
+fn failures_say_why_and_where_their_log_is() {
+    let c = Cluster::new(3, "max_attempts = 1");
+    assert!(c.sweep("submit", &["--backend", "slurm"]).status.success());
+    let job = first_job(&c);
+    c.fake(&["set", &format!("{job}_0"), "OUT_OF_MEMORY", "0:125"]);
+    c.fake(&["set", &format!("{job}_1"), "TIMEOUT", "0:15"]);
+    c.fake(&["set", &format!("{job}_2"), "COMPLETED", "0"]);
+    // Task 0 died before ssal started: only Slurm's own array output exists.
+    let slurm_log = c.results.join(format!("fake/arrays/logs/{job}_0.out"));
+    std::fs::create_dir_all(slurm_log.parent().unwrap()).unwrap();
+    std::fs::write(&slurm_log, "slurmstepd: error: Detected 1 oom_kill event\n").unwrap();
+    let (code, status) = c.status_json();
+    assert_eq!(code, Some(1), "failed jobs exit 1: {status}");
+    assert_eq!(status["states"]["failed"], 3, "no result.json for the completed task either: {status}");
+    let failed = status["failed"].as_array().unwrap();
+    let oom = failed.iter().find(|f| f["handle"] == format!("{job}_0")).unwrap();
+    assert!(oom["detail"].as_str().unwrap().starts_with("OUT_OF_MEMORY"), "{oom}");
+    assert!(oom["log"].as_str().unwrap().ends_with(&format!("{job}_0.out")), "{oom}");
+    assert_eq!(oom["last_lines"][0], "slurmstepd: error: Detected 1 oom_kill event");
+    let timeout = failed.iter().find(|f| f["handle"] == format!("{job}_1")).unwrap();
+    assert!(timeout["detail"].as_str().unwrap().starts_with("TIMEOUT"), "{timeout}");
+    let text_status = c.sweep("status", &[]);
+    let out = String::from_utf8_lossy(&text_status.stdout);
+    assert!(out.contains("failures by error:") && out.contains("oom_kill"), "{out}");
+}
+
+#[test]
+fn a_pending_reason_that_cannot_resolve_is_an_error() {
+    let c = Cluster::new(2, "");
+    assert!(c.sweep("submit", &["--backend", "slurm"]).status.success());
+    let job = first_job(&c);
+    for i in 0..2 {
+        c.fake(&["set", &format!("{job}_{i}"), "PENDING", "0", "PartitionConfig"]);
+    }
+    let o = c.sweep("status", &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("can never start (Slurm reason PartitionConfig)") && out.contains("cpus_per_task"), "{out}");
+}
+
+#[test]
+fn unsafe_or_missing_inputs_are_refused_before_anything_is_submitted() {
+    let c = Cluster::new(2, "partition = \"gpu\\ntouch X #\"");
+    let o = c.sweep("plan", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("partition")
+            && String::from_utf8_lossy(&o.stderr).contains("line break")
+    );
+    let c = Cluster::new(2, "");
+    let o = c.sweep("submit", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--backend is required") && err.contains("slurm") && err.contains("local"), "{err}");
+    std::fs::write(&c.sweep, "name = \"../../x\"\n[grid]\nseed = [0]\n").unwrap();
+    let o = c.sweep("plan", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!c.root.join("x").exists());
+    // Without Slurm on PATH: the scheduler is unavailable, exit 3.
+    let c = Cluster::new(1, "");
+    let o = Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args([
+            "sweep",
+            "submit",
+            c.sweep.to_str().unwrap(),
+            "--results",
+            c.results.to_str().unwrap(),
+            "--backend",
+            "slurm",
+        ])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+}
+
+#[test]
+fn batch_scripts_hold_absolute_paths() {
+    let c = Cluster::new(1, "");
+    let o = c
+        .command(&["sweep", "submit", c.sweep.to_str().unwrap(), "--results", "results", "--backend", "slurm"])
+        .current_dir(&c.root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let arrays = c.root.join("results/fake/arrays");
+    let script = std::fs::read_dir(&arrays)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sh"))
+        .unwrap();
+    let body = std::fs::read_to_string(script).unwrap();
+    let root = c.root.canonicalize().unwrap();
+    assert!(
+        body.contains(&format!("{}/results/fake/jobs", root.display()))
+            || body.contains(&format!("{}/results/fake/jobs", c.root.display())),
+        "{body}"
+    );
+    assert!(!body.contains("=results/"), "{body}");
+}
