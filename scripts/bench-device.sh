@@ -73,7 +73,7 @@ section() {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
   echo "host: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB"
   "$SSAL_PYTHON" -c 'import sys, torch, numpy, sklearn; print(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}), numpy {numpy.__version__}, scikit-learn {sklearn.__version__}")'
-  echo "bench links: $(ldd "$bin" | awk '/torch|c10/ {print $1 " => " $3}' | tr '\n' ' ')"
+  echo "bench links: $(ldd "$bin" | awk '/libtorch_cuda|libtorch_cpu|libc10\.so/ {print $1 " => " $3}' | tr '\n' ' ')"
   if ldd "$bin" | grep -q 'not found'; then
     ldd "$bin" | grep 'not found'
   fi
@@ -81,3 +81,6 @@ section() {
   section 330 diversity cuda
   echo "== done, $(date -u +%H:%M:%S)"
 } 2>&1 | tee "$log"
+rows=$(grep -c '^|' "$log")
+echo "bench-device: $rows table row(s) of 3 in $log"
+[ "$rows" -eq 3 ]
