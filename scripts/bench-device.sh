@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU rows of docs/benchmarks.md (`bash scripts/bench.sh gpu` underneath) on a GPU machine that
+# The GPU rows of docs/benchmarks.md (those of `bash scripts/bench.sh gpu`) on a GPU machine that
 # has PyTorch but no Rust: it runs a bench executable built here and carried there in .device/.
 #
 #   bash scripts/bench-device.sh prepare   # here (cargo, libtorch with CUDA): build, copy to .device/
