@@ -105,7 +105,9 @@ fn every_config_field_is_indexed_with_the_time_split() {
         (Some(1.0), Some(0.5), Some(0.1), Some(0.2))
     );
     // Varying fields over a selection: one run varies in nothing.
-    assert!(store.varying_fields(&[run.path.as_str()]).unwrap().is_empty());
+    let (names, varying) = store.fields_and_varying(&[run.path.as_str()]).unwrap();
+    assert!(varying.is_empty());
+    assert!(names.contains(&"mixmatch.lambda_u".to_string()));
 }
 
 #[test]

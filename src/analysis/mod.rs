@@ -179,7 +179,14 @@ impl Selection {
                 _ => "no runs in the database (run `ssal results ingest DIR` first)".into(),
             }));
         }
-        let mut known: BTreeSet<String> = store.field_names()?.into_iter().collect();
+        // Field names, and what varies among all runs of the sweep (one scan of the index when
+        // they are the whole database); a filtered subset is asked again below.
+        let (names, all_varying) = {
+            let all_paths: Vec<&str> = runs.iter().map(|r| r.path.as_str()).collect();
+            store.fields_and_varying(&all_paths)?
+        };
+        let sweep_runs = runs.len();
+        let mut known: BTreeSet<String> = names.into_iter().collect();
         known.insert(SWEEP_FIELD.into());
         let mut values: HashMap<String, HashMap<String, String>> = HashMap::new();
         let mut load = |field: &str| -> Result<HashMap<String, String>, SelectionError> {
@@ -214,8 +221,13 @@ impl Selection {
                 left_out.len()
             )));
         }
-        let paths: Vec<&str> = included.iter().map(|r| r.path.as_str()).collect();
-        let mut varying: Vec<String> = store.varying_fields(&paths)?.into_iter().filter(|f| f != SEED_FIELD).collect();
+        let varying = if included.len() == sweep_runs {
+            all_varying
+        } else {
+            let paths: Vec<&str> = included.iter().map(|r| r.path.as_str()).collect();
+            store.fields_and_varying(&paths)?.1
+        };
+        let mut varying: Vec<String> = varying.into_iter().filter(|f| f != SEED_FIELD).collect();
         if included.iter().map(|r| &r.sweep).collect::<BTreeSet<_>>().len() > 1 {
             varying.insert(0, SWEEP_FIELD.into());
         }

@@ -259,10 +259,29 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.sql())
     }
 
-    /// The fields whose value differs among `paths` (or that some of them lack), read from
-    /// the field index in one grouped query.
-    pub fn varying_fields(&self, paths: &[&str]) -> Result<Vec<String>, StoreError> {
+    /// Every field name stored for any run, and the fields whose value differs among `paths`
+    /// (or that some of them lack). When `paths` are all the stored runs (one sweep per
+    /// database, the usual case) both come from one grouped scan of the field index; a subset
+    /// is joined against a temporary table of its paths.
+    pub fn fields_and_varying(&self, paths: &[&str]) -> Result<(Vec<String>, Vec<String>), StoreError> {
         let sql = self.sql();
+        let n = paths.iter().collect::<std::collections::BTreeSet<_>>().len() as i64;
+        let total: i64 = self.conn.query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0)).map_err(&sql)?;
+        if n == total {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT field, MIN(value) <> MAX(value) OR COUNT(*) < ?1 FROM run_fields GROUP BY field ORDER BY field",
+                )
+                .map_err(&sql)?;
+            let rows: Vec<(String, bool)> = stmt
+                .query_map([n], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(&sql)?
+                .collect::<Result<_, _>>()
+                .map_err(&sql)?;
+            let varying = rows.iter().filter(|r| r.1).map(|r| r.0.clone()).collect();
+            return Ok((rows.into_iter().map(|r| r.0).collect(), varying));
+        }
         self.conn
             .execute_batch("CREATE TEMP TABLE IF NOT EXISTS selection (path TEXT PRIMARY KEY); DELETE FROM selection;")
             .map_err(&sql)?;
@@ -276,12 +295,11 @@ impl Store {
             .conn
             .prepare(
                 "SELECT f.field FROM run_fields f JOIN selection s ON s.path = f.path
-                 GROUP BY f.field HAVING COUNT(DISTINCT f.value) > 1 OR COUNT(*) < ?1 ORDER BY f.field",
+                 GROUP BY f.field HAVING MIN(f.value) <> MAX(f.value) OR COUNT(*) < ?1 ORDER BY f.field",
             )
             .map_err(&sql)?;
-        let n = paths.iter().collect::<std::collections::BTreeSet<_>>().len() as i64;
-        let rows = stmt.query_map([n], |r| r.get(0)).map_err(&sql)?;
-        rows.collect::<Result<_, _>>().map_err(&sql)
+        let varying = stmt.query_map([n], |r| r.get(0)).map_err(&sql)?.collect::<Result<_, _>>().map_err(&sql)?;
+        Ok((self.field_names()?, varying))
     }
 
     /// All config fields of one run.
