@@ -301,6 +301,38 @@ pub struct MixMatchConfig {
     /// Steps over which λ_u ramps up linearly from 0 (paper: 16 epochs of 1024 steps). Default: 16384.
     #[serde(default = "default_rampup")]
     pub rampup_steps: usize,
+    /// The ramp-up as a fraction of `train.steps` instead (MixMatch's own setting: 16 of 1,024
+    /// epochs ≈ 0.016), so that a short CPU run ramps up as a long one does; replaces
+    /// `rampup_steps` when set. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rampup_fraction: Option<f64>,
+}
+
+impl MixMatchConfig {
+    /// The ramp-up in steps for a training run of `train_steps` steps.
+    pub fn rampup_steps_for(&self, train_steps: usize) -> usize {
+        match self.rampup_fraction {
+            Some(f) => (f * train_steps as f64).round() as usize,
+            None => self.rampup_steps,
+        }
+    }
+
+    /// Why λ_u cannot do its job in a run of `train_steps` steps: it does not reach half its
+    /// final weight before the run ends (MixMatch is then mostly supervised training).
+    pub fn rampup_warning(&self, train_steps: usize) -> Option<String> {
+        let ramp = self.rampup_steps_for(train_steps);
+        if train_steps == 0 || 2 * train_steps >= ramp {
+            return None;
+        }
+        let reached = self.lambda_u * train_steps as f64 / ramp as f64;
+        Some(format!(
+            "mixmatch: lambda_u ramps up over {ramp} steps but training stops after {train_steps}: it reaches \
+             {reached:.2} of {} ({:.0} %); set mixmatch.rampup_fraction (MixMatch's own is 0.016) or fewer \
+             mixmatch.rampup_steps",
+            self.lambda_u,
+            100.0 * train_steps as f64 / ramp as f64
+        ))
+    }
 }
 
 /// Compute device selection.
@@ -463,6 +495,7 @@ impl Default for MixMatchConfig {
             alpha: default_alpha(),
             lambda_u: default_lambda_u(),
             rampup_steps: default_rampup(),
+            rampup_fraction: None,
         }
     }
 }
@@ -543,6 +576,11 @@ impl ExperimentConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let t = &self.train;
+        if let Some(f) = self.mixmatch.rampup_fraction {
+            if !(f > 0.0 && f <= 1.0) {
+                return bad(format!("mixmatch.rampup_fraction must be in (0, 1], got {f}"));
+            }
+        }
         if t.batch_size == 0 || t.eval_every == 0 || t.median_of == 0 || t.eval_batch_size == 0 {
             return bad("train.batch_size, eval_every, median_of and eval_batch_size must be positive".into());
         }
@@ -665,5 +703,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("embedding_path"), "{e}");
+    }
+
+    #[test]
+    fn rampup_fraction_arithmetic_and_warning() {
+        let mut m = MixMatchConfig::default();
+        // The default 16,384-step ramp over a 300-step run: λ_u reaches 75 · 300 / 16384 = 1.37.
+        let w = m.rampup_warning(300).expect("warns");
+        assert!(
+            w.contains("16384 steps") && w.contains("after 300") && w.contains("1.37 of 75") && w.contains("(2 %)"),
+            "{w}"
+        );
+        assert_eq!(m.rampup_steps_for(300), 16384);
+        // Half the final weight exactly at the end is enough.
+        assert!(m.rampup_warning(8192).is_none());
+        m.rampup_fraction = Some(0.016);
+        assert_eq!(m.rampup_steps_for(5000), 80);
+        assert_eq!(m.rampup_steps_for(300), 5);
+        assert!(m.rampup_warning(300).is_none());
+        // Unset, the fraction is not serialised: every existing job id stays what it was.
+        let default_json = serde_json::to_string(&MixMatchConfig::default()).unwrap();
+        assert!(!default_json.contains("rampup_fraction"), "{default_json}");
+        let bad = ExperimentConfig {
+            mixmatch: MixMatchConfig { rampup_fraction: Some(0.0), ..Default::default() },
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("rampup_fraction"));
     }
 }

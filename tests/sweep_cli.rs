@@ -63,6 +63,42 @@ fn the_paper_analogue_sweeps_plan_as_documented() {
 }
 
 #[test]
+fn the_papers_protocol_sweeps_plan_with_random_initial_sets_and_the_ablation_grid() {
+    use ssal::config::{InitStrategy, Method, QueryStrategy};
+    let t = tempfile::tempdir().unwrap();
+    let sweeps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+    let configs = |name: &str| -> Vec<ExperimentConfig> {
+        let o = plan(&sweeps.join(format!("{name}.toml")), t.path());
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let tsv = std::fs::read_to_string(t.path().join(name).join("plan.tsv")).unwrap();
+        tsv.lines()
+            .skip(1)
+            .map(|l| l.split('\t').nth(1).unwrap().to_string())
+            .map(|id| ExperimentConfig::load(&t.path().join(name).join("jobs").join(id).join("config.toml")).unwrap())
+            .collect()
+    };
+    // Figs. 8/9: every strategy from a random initial set; MixMatch exactly for random and the
+    // two consistency strategies; the ramp-up is 1.6 % of the 1,000 steps per cycle.
+    let strategies = configs("fmnist-protocol-strategies");
+    assert_eq!(strategies.len(), 30);
+    for c in &strategies {
+        assert_eq!(c.init.strategy, InitStrategy::Random);
+        let semi = matches!(
+            c.query.strategy,
+            QueryStrategy::Random | QueryStrategy::Consistency | QueryStrategy::ConsistencyEmbedding
+        );
+        assert_eq!(c.method == Method::Mixmatch, semi, "{:?}", c.query.strategy);
+        assert_eq!(c.mixmatch.rampup_steps_for(c.train.steps), 16);
+    }
+    // Figs. 10/11: init {random, diversity} x {Consistency, ours} x 5 seeds.
+    let ablation = configs("fmnist-protocol-ablation");
+    assert_eq!(ablation.len(), 20);
+    let cells: std::collections::BTreeSet<String> =
+        ablation.iter().map(|c| format!("{:?}/{:?}", c.init.strategy, c.query.strategy)).collect();
+    assert_eq!(cells.len(), 4, "{cells:?}");
+}
+
+#[test]
 fn the_papers_own_sweeps_plan_with_the_papers_settings_and_one_gpu_per_task() {
     use ssal::config::{Method, ModelKind, QueryStrategy};
     let t = tempfile::tempdir().unwrap();

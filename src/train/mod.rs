@@ -168,6 +168,11 @@ pub fn train(
     let [c, _, _] = ds.image_shape();
     let classes = ds.num_classes as i64;
     let live = Network::new(config.model, c, classes, data.device);
+    // The ramp-up in steps, also when given as a fraction of the run.
+    let mixmatch = crate::config::MixMatchConfig {
+        rampup_steps: config.mixmatch.rampup_steps_for(config.train.steps),
+        ..config.mixmatch.clone()
+    };
     let ema_net = Network::new(config.model, c, classes, data.device);
     let mut ema = Ema::new(&ema_net, &live, config.train.ema_decay, config.train.ema_warmup);
     let mut opt = Adam::new(live.vs.trainable_variables(), config.train.lr);
@@ -210,7 +215,7 @@ pub fn train(
                 let us: Vec<Tensor> =
                     (0..config.mixmatch.augmentations).map(|_| data.augmented_batch(&ui, rng)).collect();
                 let onehot = y.onehot(classes).to_kind(Kind::Float);
-                mixmatch_loss(&live, &x, &onehot, &us, &config.mixmatch, step, rng)
+                mixmatch_loss(&live, &x, &onehot, &us, &mixmatch, step, rng)
             }
         };
         opt.backward_step(&loss);
