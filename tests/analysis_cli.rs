@@ -61,6 +61,7 @@ fn result(config: ExperimentConfig, accuracies: &[(usize, f64)], complete: bool)
         cycles,
         final_accuracy: accuracies.last().map(|a| a.1),
         wall_seconds: 2.0,
+        environment: Default::default(),
     }
 }
 
@@ -257,6 +258,31 @@ fn two_sweeps_incomplete_runs_and_duplicates_are_never_merged_silently() {
     }
     ingest(&db, &[&copy]);
     refused(&ssal(&["report", "--db", db_s, "--sweep", "first"]), &["identical", "again/first"]);
+}
+
+#[test]
+fn runs_that_differ_only_in_their_budgets_share_a_row_without_colliding() {
+    // The initial-set sweep's shape: labeled.size in {40, 100}; grouping by the initial-set
+    // strategy puts both sizes in one row, in two budget columns, and nothing collides.
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("init");
+    for size in [40usize, 100] {
+        for seed in 0..3u64 {
+            let mut c = ExperimentConfig { seed, ..Default::default() };
+            c.labeled.size = size;
+            write(&dir, &result(c, &[(size, 0.5 + size as f64 / 1000.0)], true));
+        }
+    }
+    let db = t.path().join("r.db");
+    ingest(&db, &[&dir]);
+    let o = ssal(&["report", "--db", db.to_str().unwrap(), "--group-by", "init"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = stdout(&o);
+    assert!(md.starts_with("| init.strategy | 40 labels | 100 labels |"), "{md}");
+    assert!(md.contains("| random | **54.00 ± 0.00** (n=3) | **60.00 ± 0.00** (n=3) |"), "{md}");
+    // By default labeled.size is a row field of its own (it varies).
+    let o = ssal(&["report", "--db", db.to_str().unwrap()]);
+    assert!(stdout(&o).starts_with("| labeled.size |"), "{}", stdout(&o));
 }
 
 #[test]

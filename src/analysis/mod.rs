@@ -1,8 +1,8 @@
 //! The one selection layer between the results store and everything that reads it (tables,
 //! plots, exports): which runs are analysed (`--sweep`, `--where`, complete or not), which config
 //! fields form the rows (`--group-by`, by default every field that varies) and the guarantee that
-//! no two runs ever share a (row, seed): such a collision is an error naming the fields in which
-//! the runs differ, never a silent merge.
+//! no two runs ever share a (row, label budget, seed): such a collision is an error naming the
+//! fields in which the runs differ, never a silent merge.
 use crate::store::{Store, StoreError, StoredCycle, StoredRun};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,11 +39,18 @@ pub enum SelectionError {
     #[error("{0}")]
     Empty(String),
     #[error(
-        "runs {first} and {second} both fall into row `{row}` with seed {seed}: {}; \
+        "runs {first} and {second} both fall into row `{row}` at {n_labeled} labels with seed {seed}: {}; \
          add {} to --group-by or choose one with --where",
         describe_difference(.differing), suggest_fields(.differing)
     )]
-    Collision { row: String, seed: i64, first: String, second: String, differing: Vec<(String, String, String)> },
+    Collision {
+        row: String,
+        n_labeled: i64,
+        seed: i64,
+        first: String,
+        second: String,
+        differing: Vec<(String, String, String)>,
+    },
     #[error("--baseline {spec}: field {field:?} does not form the rows (rows are grouped by {})", .grouping.join(", "))]
     BaselineField { spec: String, field: String, grouping: Vec<String> },
     #[error("--baseline {spec} matches {} rows, it must match exactly one; rows are: {}", .matches.len(), .rows.join(" | "))]
@@ -114,7 +121,7 @@ pub struct SelectedRun {
     pub cycles: Vec<StoredCycle>,
 }
 
-/// The runs to analyse, each in exactly one row, at most one per (row, seed).
+/// The runs to analyse, each in exactly one row, at most one per (row, label budget, seed).
 #[derive(Debug, Clone)]
 pub struct Selection {
     /// Fields forming the rows, in order: those asked for, or by default every varying one.
@@ -169,7 +176,7 @@ fn resolve(option: &'static str, name: &str, known: &BTreeSet<String>) -> Result
 
 impl Selection {
     /// Selects runs from the store: filters, then complete runs (unless asked otherwise), then
-    /// rows; refuses two runs in one (row, seed).
+    /// rows; refuses two runs of one seed in one (row, label budget) cell.
     pub fn select(store: &Store, query: &SelectionQuery) -> Result<Selection, SelectionError> {
         let mut runs = store.runs(query.sweep.as_deref())?;
         if runs.is_empty() {
@@ -280,17 +287,22 @@ impl Selection {
             }
         }
         let mut cycles = store.cycles()?;
-        let mut by_row_seed: HashMap<(usize, i64), usize> = HashMap::new();
+        // A cell is (row, budget); two runs of one seed in one cell would be merged.
+        let mut by_cell_seed: HashMap<(usize, i64, i64), usize> = HashMap::new();
         let mut selected = Vec::with_capacity(included.len());
         for run in included {
             let fields = fields_of(&run);
             let row = index[&row_of(&fields)];
-            if let Some(&other) = by_row_seed.get(&(row, run.seed)) {
-                let first: &SelectedRun = &selected[other];
-                return Err(collision(store, &grouping, &row_set[row], &first.run, &run)?);
-            }
-            by_row_seed.insert((row, run.seed), selected.len());
             let cycles = cycles.remove(&run.path).unwrap_or_default();
+            for c in &cycles {
+                if let Some(&other) = by_cell_seed.get(&(row, c.n_labeled, run.seed)) {
+                    let first: &SelectedRun = &selected[other];
+                    return Err(collision(store, &grouping, &row_set[row], &first.run, &run, c.n_labeled)?);
+                }
+            }
+            for c in &cycles {
+                by_cell_seed.insert((row, c.n_labeled, run.seed), selected.len());
+            }
             selected.push(SelectedRun { run, fields, row, cycles });
         }
         Ok(Selection {
@@ -354,6 +366,7 @@ fn collision(
     row: &[String],
     a: &StoredRun,
     b: &StoredRun,
+    n_labeled: i64,
 ) -> Result<SelectionError, SelectionError> {
     let (fa, fb) = (store.run_fields(&a.path)?, store.run_fields(&b.path)?);
     let keys: BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
@@ -372,5 +385,5 @@ fn collision(
         grouping.iter().zip(row).map(|(f, v)| format!("{f}={v}")).collect::<Vec<_>>().join(", ")
     };
     let name = |r: &StoredRun| format!("{} ({})", r.run_id, r.path);
-    Ok(SelectionError::Collision { row: label, seed: a.seed, first: name(a), second: name(b), differing })
+    Ok(SelectionError::Collision { row: label, n_labeled, seed: a.seed, first: name(a), second: name(b), differing })
 }
