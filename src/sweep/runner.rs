@@ -130,12 +130,7 @@ impl SweepRunner {
         };
         self.reconcile(scheduler)?;
         self.refresh_results()?;
-        let ours: Vec<TrackedJob> = self
-            .db
-            .jobs()?
-            .into_iter()
-            .filter(|j| j.state.is_active() && j.backend.as_deref() == Some(scheduler.name()))
-            .collect();
+        let ours = self.active_on(scheduler.name())?;
         if ours.is_empty() {
             return Ok(());
         }
@@ -171,6 +166,12 @@ impl SweepRunner {
             }
         }
         Ok(())
+    }
+
+    /// The queued or running jobs handed to `backend`.
+    fn active_on(&self, backend: &str) -> Result<Vec<TrackedJob>, RunnerError> {
+        let jobs = self.db.jobs()?;
+        Ok(jobs.into_iter().filter(|j| j.state.is_active() && j.backend.as_deref() == Some(backend)).collect())
     }
 
     /// Marks every job with a complete result file as done.
@@ -307,12 +308,7 @@ impl SweepRunner {
     /// Cancels every active job of `scheduler`'s backend.
     pub fn cancel(&mut self, scheduler: &mut dyn Scheduler) -> Result<usize, RunnerError> {
         self.reconcile(scheduler)?;
-        let ours: Vec<TrackedJob> = self
-            .db
-            .jobs()?
-            .into_iter()
-            .filter(|j| j.state.is_active() && j.backend.as_deref() == Some(scheduler.name()))
-            .collect();
+        let ours = self.active_on(scheduler.name())?;
         let handles: Vec<String> = ours.iter().filter_map(|j| j.handle.clone()).collect();
         scheduler.cancel(&handles)?;
         for j in &ours {
