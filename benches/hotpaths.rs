@@ -580,6 +580,7 @@ fn synthetic_result(i: usize) -> RunResult {
         labeled_indices: labeled,
         cycles,
         wall_seconds: 500.0,
+        environment: Default::default(),
     }
 }
 

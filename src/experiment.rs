@@ -95,6 +95,154 @@ pub struct RunResult {
     /// Accuracy of the last cycle; absent when `train.steps = 0`.
     pub final_accuracy: Option<f64>,
     pub wall_seconds: f64,
+    /// Where the run ran (software, GPU, host, Slurm job); empty in files from ssal versions
+    /// before this field.
+    #[serde(default)]
+    pub environment: Environment,
+}
+
+/// The software and machine behind a run's numbers, recorded by the process that last wrote
+/// `result.json`; a run resumed elsewhere keeps the earlier ones in `earlier`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Environment {
+    /// Host name.
+    pub host: Option<String>,
+    /// torch version of the libtorch in use, e.g. "2.11.0+cu130" (read next to the loaded
+    /// library; else the version the binary was built against).
+    pub torch_version: Option<String>,
+    /// CUDA version that libtorch was built for, e.g. "13.0"; absent for CPU-only builds.
+    pub torch_cuda: Option<String>,
+    /// Directory of the libtorch libraries in use.
+    pub libtorch: Option<String>,
+    /// Whether libtorch sees a usable GPU, and how many.
+    pub cuda_available: bool,
+    pub cuda_devices: usize,
+    /// `CUDA_VISIBLE_DEVICES`, when set.
+    pub cuda_visible_devices: Option<String>,
+    /// CUDA runtime and cuDNN versions as libtorch reports them (e.g. 13000, 91300); only when
+    /// the run uses a GPU.
+    pub cuda_runtime: Option<i64>,
+    pub cudnn: Option<i64>,
+    /// GPU model of the device the run uses (from `nvidia-smi`, when it answers).
+    pub gpu: Option<String>,
+    /// `SLURM_JOB_ID`, `SLURM_ARRAY_JOB_ID` and `SLURM_ARRAY_TASK_ID`, when run by Slurm.
+    pub slurm_job_id: Option<String>,
+    pub slurm_array_job_id: Option<String>,
+    pub slurm_array_task_id: Option<String>,
+    /// Environments of earlier processes of this run that differ from this one (an interrupted
+    /// run resumed on another node or software), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Environment>,
+}
+
+impl Environment {
+    /// This process's environment for a run on `device`. Asks `nvidia-smi` (for at most 10 s)
+    /// only when the run uses a GPU.
+    pub fn current(device: Device) -> Self {
+        let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| var("HOSTNAME"));
+        let libtorch = loaded_libtorch_dir();
+        let (mut torch_version, mut torch_cuda) = libtorch.as_deref().map(torch_version_in).unwrap_or_default();
+        if torch_version.is_none() {
+            let built = |v: &str| Some(v.to_string()).filter(|v| !v.is_empty());
+            torch_version = built(env!("SSAL_TORCH_VERSION"));
+            torch_cuda = built(env!("SSAL_TORCH_CUDA"));
+        }
+        let cuda_visible_devices = var("CUDA_VISIBLE_DEVICES");
+        let on_gpu = matches!(device, Device::Cuda(_));
+        Environment {
+            host,
+            torch_version,
+            torch_cuda,
+            libtorch: libtorch.map(|d| d.display().to_string()),
+            cuda_available: tch::Cuda::is_available(),
+            cuda_devices: tch::Cuda::device_count().max(0) as usize,
+            cuda_runtime: on_gpu.then(tch::utils::version_cudart),
+            cudnn: on_gpu.then(tch::utils::version_cudnn),
+            gpu: if on_gpu { gpu_name(cuda_visible_devices.as_deref()) } else { None },
+            cuda_visible_devices,
+            slurm_job_id: var("SLURM_JOB_ID"),
+            slurm_array_job_id: var("SLURM_ARRAY_JOB_ID"),
+            slurm_array_task_id: var("SLURM_ARRAY_TASK_ID"),
+            earlier: Vec::new(),
+        }
+    }
+
+    /// This environment for a run that an earlier process recorded as `previous`: that one
+    /// joins `earlier` when it differs.
+    fn after(mut self, previous: &Environment) -> Self {
+        let mut earlier = previous.earlier.clone();
+        let last = Environment { earlier: Vec::new(), ..previous.clone() };
+        if last != Environment::default() && last != self {
+            earlier.push(last);
+        }
+        self.earlier = earlier;
+        self
+    }
+}
+
+/// The directory of the libtorch library this process has loaded (from `/proc/self/maps`).
+fn loaded_libtorch_dir() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find_map(|p| {
+        let p = Path::new(p);
+        let name = p.file_name()?.to_str()?;
+        (name.starts_with("libtorch_cpu.so") || name == "libtorch.so").then(|| p.parent().map(Path::to_path_buf))?
+    })
+}
+
+/// The torch version and its CUDA version from the `version.py` (a Python torch install) or
+/// `build-version` (a libtorch download) next to a libtorch library directory.
+pub fn torch_version_in(lib: &Path) -> (Option<String>, Option<String>) {
+    let root = lib.parent().unwrap_or(lib);
+    if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
+        let value = |key: &str| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                let k = k.split(':').next()?.trim();
+                (k == key).then(|| v.trim().trim_matches(['\'', '"']).to_string()).filter(|v| v != "None")
+            })
+        };
+        return (value("__version__"), value("cuda"));
+    }
+    let version = std::fs::read_to_string(root.join("build-version")).ok().map(|v| v.trim().to_string());
+    (version.filter(|v| !v.is_empty()), None)
+}
+
+/// The model of the first GPU this process sees, from `nvidia-smi` (absent when it is missing,
+/// fails or takes more than 10 s).
+fn gpu_name(visible: Option<&str>) -> Option<String> {
+    let mut cmd = std::process::Command::new("nvidia-smi");
+    cmd.args(["--query-gpu=name", "--format=csv,noheader"]);
+    if let Some(first) = visible.and_then(|v| v.split(',').next()).filter(|f| !f.trim().is_empty()) {
+        cmd.args(["-i", first.trim()]);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    out.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
 }
 
 /// Resolves the configured device, failing loudly when CUDA is demanded but missing.
@@ -272,7 +420,9 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         cycles: Vec::new(),
         final_accuracy: None,
         wall_seconds: 0.0,
+        environment: Environment::default(),
     });
+    result.environment = Environment::current(device).after(&result.environment);
     let earlier_wall = result.wall_seconds;
     let [c, _, _] = dataset.image_shape();
     // The EMA model of the last finished cycle, needed to query the next one.
@@ -398,6 +548,38 @@ mod tests {
         assert!(initial_labeled(&c, 10, None, Device::Cpu).unwrap_err().to_string().contains("out of range"));
         c.labeled.indices = Some(vec![3, 1]);
         assert_eq!(initial_labeled(&c, 10, None, Device::Cpu).unwrap(), vec![3, 1]);
+    }
+
+    #[test]
+    fn environment_keeps_earlier_processes_that_differ() {
+        let a = Environment { host: Some("a".into()), ..Default::default() };
+        let b = Environment { host: Some("b".into()), ..Default::default() };
+        // A fresh run has nothing earlier; a resume on the same host adds nothing.
+        assert!(a.clone().after(&Environment::default()).earlier.is_empty());
+        assert!(a.clone().after(&a).earlier.is_empty());
+        let resumed = b.clone().after(&a);
+        assert_eq!(resumed.earlier, vec![a.clone()]);
+        let again = a.clone().after(&resumed);
+        assert_eq!(again.earlier, vec![a.clone(), b.clone()]);
+        // Older result files without the field read as empty.
+        let e: Environment = serde_json::from_str("{\"host\": \"h\"}").unwrap();
+        assert_eq!(e.host.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn torch_version_from_version_py_or_build_version() {
+        let t = tempfile::tempdir().unwrap();
+        let lib = t.path().join("torch/lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        assert_eq!(torch_version_in(&lib), (None, None));
+        std::fs::write(t.path().join("torch/build-version"), "2.11.0+cpu\n").unwrap();
+        assert_eq!(torch_version_in(&lib), (Some("2.11.0+cpu".into()), None));
+        std::fs::write(
+            t.path().join("torch/version.py"),
+            "__version__ = '2.11.0+cu130'\ndebug = False\ncuda: Optional[str] = '13.0'\nhip: Optional[str] = None\n",
+        )
+        .unwrap();
+        assert_eq!(torch_version_in(&lib), (Some("2.11.0+cu130".into()), Some("13.0".into())));
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn result(seed: u64, accuracy: f64) -> RunResult {
         cycles: vec![cycle],
         final_accuracy: Some(accuracy),
         wall_seconds: 2.0,
+        environment: Default::default(),
     }
 }
 
