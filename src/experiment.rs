@@ -33,6 +33,9 @@ pub enum RunError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Resume(String),
+    /// A size in the config that the dataset cannot satisfy (found before any training).
+    #[error("{0}")]
+    Size(String),
     #[error(transparent)]
     Train(TrainError),
     /// A stop was requested (signal); everything needed to go on is saved.
@@ -245,6 +248,56 @@ fn gpu_name(visible: Option<&str>) -> Option<String> {
     out.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
 }
 
+/// Checks the config's sizes against a training pool of `pool` images before any work: the
+/// initial set and every query budget must fit in what is left of the pool (and in
+/// `query.pool_subset`), and a batch may not be larger than the whole pool (batches cycle
+/// through a smaller labeled set, so only that size is a mistake: it would allocate without end).
+pub fn check_sizes(config: &ExperimentConfig, pool: usize) -> Result<(), RunError> {
+    let bad = |m: String| Err(RunError::Size(m));
+    let initial = match &config.labeled.indices {
+        Some(idx) => {
+            check_indices(idx, pool)?;
+            idx.len()
+        }
+        None => config.labeled.size,
+    };
+    if initial > pool {
+        return bad(format!("labeled.size = {initial} exceeds the training pool of {pool} images"));
+    }
+    let q = &config.query;
+    let total: usize = q.budgets.iter().sum();
+    if initial + total > pool {
+        return bad(format!(
+            "query.budgets sum to {total} labels but the training pool of {pool} images leaves only {} \
+             unlabeled after the initial {initial}",
+            pool - initial
+        ));
+    }
+    if let Some(n) = q.pool_subset {
+        if let Some((i, b)) = q.budgets.iter().enumerate().find(|(_, &b)| b > n) {
+            return bad(format!(
+                "query.budgets[{i}] = {b} is larger than query.pool_subset = {n}, the candidates scored per cycle"
+            ));
+        }
+    }
+    let t = &config.train;
+    if t.batch_size > pool {
+        return bad(format!(
+            "train.batch_size = {} is larger than the whole training pool ({pool} images, {initial} of them \
+             labeled at first): batches would repeat every image; use at most {pool}",
+            t.batch_size
+        ));
+    }
+    let r = &config.rotnet;
+    if config.init.embedding == crate::config::EmbeddingSource::Rotnet && r.batch_size > pool {
+        return bad(format!(
+            "rotnet.batch_size = {} is larger than the whole training pool of {pool} images it trains on",
+            r.batch_size
+        ));
+    }
+    Ok(())
+}
+
 /// Resolves the configured device, failing loudly when CUDA is demanded but missing.
 pub fn resolve_device(choice: DeviceChoice) -> Result<Device, RunError> {
     match choice {
@@ -253,6 +306,21 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device, RunError> {
         DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
         DeviceChoice::Cuda => Err(RunError::NoCuda),
     }
+}
+
+/// Explicit initial indices must be distinct and in `0..pool`.
+fn check_indices(idx: &[usize], pool: usize) -> Result<(), RunError> {
+    if idx.is_empty() {
+        return Err(RunError::Labeled("empty list".into()));
+    }
+    if let Some(bad) = idx.iter().find(|&&i| i >= pool) {
+        return Err(RunError::Labeled(format!("index {bad} out of range: the training pool has {pool} images")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = idx.iter().find(|i| !seen.insert(**i)) {
+        return Err(RunError::Labeled(format!("index {dup} appears twice")));
+    }
+    Ok(())
 }
 
 /// The initial labeled set: explicit indices (validated), a seeded uniform draw, or diversity
@@ -265,18 +333,7 @@ pub fn initial_labeled(
 ) -> Result<Vec<usize>, RunError> {
     match &config.labeled.indices {
         Some(idx) => {
-            if idx.is_empty() {
-                return Err(RunError::Labeled("empty list".into()));
-            }
-            if let Some(bad) = idx.iter().find(|&&i| i >= pool) {
-                return Err(RunError::Labeled(format!(
-                    "index {bad} out of range: the training pool has {pool} images"
-                )));
-            }
-            let mut seen = std::collections::HashSet::new();
-            if let Some(dup) = idx.iter().find(|i| !seen.insert(**i)) {
-                return Err(RunError::Labeled(format!("index {dup} appears twice")));
-            }
+            check_indices(idx, pool)?;
             Ok(idx.clone())
         }
         None => {
@@ -401,6 +458,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
     std::fs::create_dir_all(out_dir).map_err(|source| RunError::Write { path: out_dir.to_path_buf(), source })?;
     let device = resolve_device(config.device)?;
     let dataset = Dataset::load(config)?;
+    check_sizes(config, dataset.train.len())?;
     let augment =
         AugmentParams { crop_padding: config.dataset.crop_padding, horizontal_flip: config.dataset.horizontal_flip };
     let data = DeviceData::new(&dataset, device, augment);
@@ -548,6 +606,27 @@ mod tests {
         assert!(initial_labeled(&c, 10, None, Device::Cpu).unwrap_err().to_string().contains("out of range"));
         c.labeled.indices = Some(vec![3, 1]);
         assert_eq!(initial_labeled(&c, 10, None, Device::Cpu).unwrap(), vec![3, 1]);
+    }
+
+    #[test]
+    fn sizes_are_checked_against_the_pool() {
+        let mut c = ExperimentConfig::default();
+        c.labeled.size = 20;
+        c.query.budgets = vec![30, 50];
+        assert!(check_sizes(&c, 100).is_ok());
+        let e = check_sizes(&c, 99).unwrap_err().to_string();
+        assert!(e.contains("sum to 80") && e.contains("only 79 unlabeled"), "{e}");
+        c.query.pool_subset = Some(40);
+        let e = check_sizes(&c, 100).unwrap_err().to_string();
+        assert!(e.contains("query.budgets[1] = 50") && e.contains("pool_subset = 40"), "{e}");
+        c.query.pool_subset = None;
+        c.train.batch_size = 101;
+        let e = check_sizes(&c, 100).unwrap_err().to_string();
+        assert!(e.contains("batch_size = 101") && e.contains("100 images"), "{e}");
+        c.train.batch_size = 100; // larger than the labeled set: it cycles, which is fine
+        assert!(check_sizes(&c, 100).is_ok());
+        c.labeled.indices = Some(vec![1, 1]);
+        assert!(check_sizes(&c, 100).unwrap_err().to_string().contains("twice"));
     }
 
     #[test]

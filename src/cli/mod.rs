@@ -309,6 +309,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run { config, out, checkpoint_every } => {
             let cfg = ExperimentConfig::load(&config)?;
+            if cfg.method == crate::config::Method::Mixmatch {
+                if let Some(w) = cfg.mixmatch.rampup_warning(cfg.train.steps) {
+                    eprintln!("warning: {w}");
+                }
+            }
             let out = out.unwrap_or_else(|| PathBuf::from("results/runs").join(cfg.content_hash()));
             crate::interrupt::install().context("cannot install signal handlers")?;
             let r = crate::experiment::run(&cfg, &out, std::time::Duration::from_secs(checkpoint_every))?;
@@ -325,11 +330,14 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Select { embeddings, k, temperature, seed, labeled, out, device } => {
             use rand::SeedableRng;
+            if k == 0 {
+                bail!("--k 0: the number of rows to choose must be at least 1");
+            }
             let (values, dim) = crate::select::read_embeddings_npy(&embeddings)?;
             let emb =
                 crate::select::Embeddings::new(&values, dim).with_context(|| format!("{}", embeddings.display()))?;
             let labeled = match labeled {
-                Some(path) => read_index_file(&path)?,
+                Some(path) => read_index_file(&path, values.len() / dim)?,
                 None => Vec::new(),
             };
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -413,19 +421,26 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Reads one non-negative integer per line (blank lines and `#` comments ignored).
-fn read_index_file(path: &std::path::Path) -> anyhow::Result<Vec<usize>> {
+/// Reads one row index in `0..rows` per line (blank lines and `#` comments ignored); an index
+/// out of range or listed twice is refused with its line.
+fn read_index_file(path: &std::path::Path, rows: usize) -> anyhow::Result<Vec<usize>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
+    let mut first_line = std::collections::HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
-        match line.parse::<usize>() {
-            Ok(i) => out.push(i),
-            Err(_) => bail!("{}:{}: {line:?} is not a row index", path.display(), n + 1),
+        let at = format!("{}:{}", path.display(), n + 1);
+        let Ok(i) = line.parse::<usize>() else { bail!("{at}: {line:?} is not a row index") };
+        if i >= rows {
+            bail!("{at}: row index {i} out of range: the embeddings have {rows} rows");
         }
+        if let Some(earlier) = first_line.insert(i, n + 1) {
+            bail!("{at}: row index {i} is listed twice (first on line {earlier})");
+        }
+        out.push(i);
     }
     Ok(out)
 }
