@@ -250,8 +250,9 @@ fn gpu_name(visible: Option<&str>) -> Option<String> {
 
 /// Checks the config's sizes against a training pool of `pool` images before any work: the
 /// initial set and every query budget must fit in what is left of the pool (and in
-/// `query.pool_subset`), and a batch may not be larger than the whole pool (batches cycle
-/// through a smaller labeled set, so only that size is a mistake: it would allocate without end).
+/// `query.pool_subset`), and a batch that is drawn may not be larger than the whole pool (batches
+/// cycle through a smaller labeled set, so only that size is a mistake: it would allocate
+/// without end; with `train.steps = 0` no batch is drawn).
 pub fn check_sizes(config: &ExperimentConfig, pool: usize) -> Result<(), RunError> {
     let bad = |m: String| Err(RunError::Size(m));
     let initial = match &config.labeled.indices {
@@ -281,7 +282,7 @@ pub fn check_sizes(config: &ExperimentConfig, pool: usize) -> Result<(), RunErro
         }
     }
     let t = &config.train;
-    if t.batch_size > pool {
+    if t.steps > 0 && t.batch_size > pool {
         return bad(format!(
             "train.batch_size = {} is larger than the whole training pool ({pool} images, {initial} of them \
              labeled at first): batches would repeat every image; use at most {pool}",
@@ -623,6 +624,9 @@ mod tests {
         c.train.batch_size = 101;
         let e = check_sizes(&c, 100).unwrap_err().to_string();
         assert!(e.contains("batch_size = 101") && e.contains("100 images"), "{e}");
+        c.train.steps = 0; // no batch is drawn
+        assert!(check_sizes(&c, 100).is_ok());
+        c.train.steps = 10;
         c.train.batch_size = 100; // larger than the labeled set: it cycles, which is fine
         assert!(check_sizes(&c, 100).is_ok());
         c.labeled.indices = Some(vec![1, 1]);

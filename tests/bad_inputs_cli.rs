@@ -95,6 +95,11 @@ fn run_refuses_sizes_the_pool_cannot_hold_before_training() {
     // A batch larger than the whole pool would allocate until the machine gives out.
     let (out, r) = run("batch", config(&data, "").replace("batch_size = 8", "batch_size = 100000"));
     refused_run(&out, &r, &["train.batch_size", "100000", "400 images", "20 of them labeled"]);
+    // Without training no batch is drawn (initial-set runs keep the default batch size).
+    let no_training =
+        config(&data, "").replace("batch_size = 8", "batch_size = 100000").replace("steps = 5", "steps = 0");
+    let (out, _) = run("select-only", no_training);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // 20 initial labels + 300 + 200 queried > 400 images.
     let (out, r) = run("budgets", config(&data, "[query]\nbudgets = [300, 200]\n"));
