@@ -7,6 +7,9 @@
 //! from the query strategies, which seed with the labeled set).
 use rand::Rng;
 
+mod prune;
+pub use prune::{diversity_sample_stats, DiversityOptions, DiversityStats, Draw, Pruning};
+
 /// Errors in the inputs of a selection, each saying what is wrong.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SelectError {
@@ -127,6 +130,13 @@ fn pick(nearest: &[f32], temperature: f64, rng: &mut impl Rng) -> Option<usize> 
     if temperature == 0.0 {
         return Some(arg);
     }
+    Some(draw_index_order(nearest, max, arg, temperature, rng))
+}
+
+/// The draw of [`pick`] for T > 0, given the largest distance `max > 0` and its first index `arg`:
+/// one uniform number against the cumulative weights in index order. Shared by the pruned sampler
+/// so that both draw bit for bit the same.
+fn draw_index_order(nearest: &[f32], max: f32, arg: usize, temperature: f64, rng: &mut impl Rng) -> usize {
     let (log_max, exponent) = ((max as f64).ln(), 1.0 / (2.0 * temperature));
     // T = 0.5 (k-means++): the weight is d² itself, no logarithms needed.
     let weights: Vec<f64> = if exponent == 1.0 {
@@ -140,19 +150,33 @@ fn pick(nearest: &[f32], temperature: f64, rng: &mut impl Rng) -> Option<usize> 
     for (i, w) in weights.iter().enumerate() {
         if *w > 0.0 {
             if u < *w {
-                return Some(i);
+                return i;
             }
             u -= w;
             last_positive = i;
         }
     }
-    Some(last_positive) // rounding left u just past the total
+    last_positive // rounding left u just past the total
 }
 
 /// Selects `k` new rows of `emb` by diversity-based sampling with temperature `temperature`,
 /// starting from the `labeled` rows (or one uniformly random row when there are none).
-/// Returns the chosen row indices in the order chosen. Each pick costs one pass over the matrix.
+/// Returns the chosen row indices in the order chosen. Each pick costs at most one pass over the
+/// matrix (plus one distance per centre while pruning): with [`Pruning::Auto`] the points whose
+/// nearest centre provably cannot change are not read (see [`diversity_sample_stats`]); the picks
+/// are the unpruned sampler's, pick for pick.
 pub fn diversity_sample(
+    emb: &Embeddings,
+    k: usize,
+    temperature: f64,
+    labeled: &[usize],
+    rng: &mut impl Rng,
+) -> Result<Vec<usize>, SelectError> {
+    diversity_sample_stats(emb, k, temperature, labeled, rng, DiversityOptions::default()).map(|(chosen, _)| chosen)
+}
+
+/// The unpruned sampler: one full distance pass per centre. The reference of the pruned one.
+fn diversity_sample_unpruned(
     emb: &Embeddings,
     k: usize,
     temperature: f64,

@@ -7,7 +7,9 @@ mod pool;
 mod strategies;
 
 pub use device::diversity_sample_on;
-pub use diversity::{diversity_sample, Embeddings, SelectError};
+pub use diversity::{
+    diversity_sample, diversity_sample_stats, DiversityOptions, DiversityStats, Draw, Embeddings, Pruning, SelectError,
+};
 pub use npy::read_embeddings_npy;
 pub use pool::score_pool;
 pub use strategies::{consistency_embedding, entropy, gradient_embedding, query, top_k, PoolView};
