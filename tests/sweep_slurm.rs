@@ -248,6 +248,25 @@ fn unsafe_or_missing_inputs_are_refused_before_anything_is_submitted() {
 }
 
 #[test]
+fn plan_check_asks_slurm_without_submitting() {
+    let c = Cluster::new(2, "partition = \"debug\"");
+    let o = c.sweep("plan", &["--check"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Slurm accepts the first array"), "{}", text(&o));
+    assert_eq!(c.submissions(), 0);
+    std::fs::create_dir_all(c.state.join("inject")).unwrap();
+    std::fs::write(
+        c.state.join("inject/test_only_error"),
+        "sbatch: error: Batch job submission failed: Invalid partition name specified\n",
+    )
+    .unwrap();
+    let o = c.sweep("plan", &["--check"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Invalid partition name"), "{}", text(&o));
+    assert_eq!(c.submissions(), 0);
+}
+
+#[test]
 fn batch_scripts_hold_absolute_paths() {
     let c = Cluster::new(1, "");
     let o = c

@@ -181,6 +181,10 @@ enum SweepCommand {
         at: sweep::SweepAt,
         #[command(flatten)]
         output: sweep::OutputFormat,
+        /// Also ask Slurm to validate the first array without submitting it (`sbatch
+        /// --test-only`): a partition, account, QOS or resource request it refuses exits 3.
+        #[arg(long)]
+        check: bool,
     },
     /// Plan and submit every job not yet submitted (exactly once: see docs/design/sweep.md).
     /// Local runs wait until all are done.

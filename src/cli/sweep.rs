@@ -301,13 +301,8 @@ fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Resu
     Ok(())
 }
 
-fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
-    let mut text = format!("sweep {}: {} jobs\n", plan.name, plan.jobs.len());
-    for (axis, counts) in plan.counts_per_axis() {
-        let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{v}: {n}")).collect();
-        writeln!(text, "  {axis:<20} {}", parts.join(", "))?;
-    }
-    writeln!(text, "configs: {}/jobs/<job id>/config.toml; index: {}/plan.tsv", dir.display(), dir.display())?;
+/// The batch script of the sweep's first array, and how many tasks it holds.
+fn first_array_script(plan: &Plan, dir: &Path) -> anyhow::Result<(usize, String)> {
     let arrays = dir.join("arrays");
     let chunk = plan.jobs.len().min(plan.slurm.max_queued).min(1001);
     let script = render_array_script(
@@ -321,6 +316,17 @@ fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
             ssal: &plan.slurm.ssal.clone().unwrap_or_else(|| std::env::current_exe().unwrap_or("ssal".into())),
         },
     )?;
+    Ok((chunk, script))
+}
+
+fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
+    let mut text = format!("sweep {}: {} jobs\n", plan.name, plan.jobs.len());
+    for (axis, counts) in plan.counts_per_axis() {
+        let parts: Vec<String> = counts.iter().map(|(v, n)| format!("{v}: {n}")).collect();
+        writeln!(text, "  {axis:<20} {}", parts.join(", "))?;
+    }
+    writeln!(text, "configs: {}/jobs/<job id>/config.toml; index: {}/plan.tsv", dir.display(), dir.display())?;
+    let (chunk, script) = first_array_script(plan, dir)?;
     writeln!(
         text,
         "\nSlurm batch script of the first array ({chunk} tasks; `ssal sweep submit --backend slurm`):\n{script}"
@@ -328,13 +334,23 @@ fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     super::write_output(None, &text)
 }
 
+/// Asks Slurm to validate the first array without submitting it (`sbatch --test-only`).
+fn check_plan(plan: &Plan, dir: &Path) -> anyhow::Result<String> {
+    let (_, script) = first_array_script(plan, dir)?;
+    let path = dir.join("arrays/check.sh");
+    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+    std::fs::write(&path, script).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(crate::scheduler::slurm_test_only(&path)?)
+}
+
 /// Runs one `ssal sweep` command.
 pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
     match command {
-        SweepCommand::Plan { file, at, output } => {
+        SweepCommand::Plan { file, at, output, check } => {
             let plan = plan_file(&file)?;
             let dir = std::path::absolute(&at.results)?.join(&plan.name);
             plan.write(&dir)?;
+            let verdict = if check { Some(check_plan(&plan, &dir)?) } else { None };
             if output.format == Format::Json {
                 let jobs: Vec<serde_json::Value> = plan
                     .jobs
@@ -345,10 +361,16 @@ pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
                         serde_json::json!({ "job_id": j.id, "dir": dir.join("jobs").join(&j.id).display().to_string(), "axes": axes })
                     })
                     .collect();
-                let v = serde_json::json!({ "sweep": plan.name, "dir": dir.display().to_string(), "jobs": jobs });
+                let v = serde_json::json!({
+                    "sweep": plan.name, "dir": dir.display().to_string(), "jobs": jobs, "slurm_check": verdict,
+                });
                 return super::write_output(None, &format!("{v}\n"));
             }
-            print_plan(&plan, &dir)
+            print_plan(&plan, &dir)?;
+            if let Some(v) = verdict {
+                println!("Slurm accepts the first array (sbatch --test-only): {v}");
+            }
+            Ok(())
         }
         SweepCommand::Submit { file, at, how } => {
             let plan = plan_file(&file)?;

@@ -4,7 +4,7 @@ mod local;
 mod slurm;
 
 pub use local::LocalScheduler;
-pub use slurm::{parse, SlurmScheduler};
+pub use slurm::{parse, slurm_test_only, SlurmScheduler};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

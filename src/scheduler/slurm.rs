@@ -199,6 +199,14 @@ fn run(program: &str, args: &[&str]) -> Result<std::process::Output, SchedulerEr
     }
 }
 
+/// Asks Slurm whether it would accept `script` (`sbatch --test-only`), without submitting it;
+/// returns Slurm's answer ("Job 12 to start at … on nodes n1 in partition debug").
+pub fn slurm_test_only(script: &std::path::Path) -> Result<String, SchedulerError> {
+    let out = run("sbatch", &["--test-only", &script.to_string_lossy()])?;
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    Ok(said.trim().trim_start_matches("sbatch: ").to_string())
+}
+
 /// Runs a query command, retrying transient failures after each wait of `backoff`.
 fn run_retrying(program: &str, args: &[&str], backoff: &[Duration]) -> Result<std::process::Output, SchedulerError> {
     let mut waits = backoff.iter();
