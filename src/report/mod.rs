@@ -309,15 +309,16 @@ impl Column {
 }
 
 impl Table {
-    fn best(&self, col: Column) -> Option<usize> {
-        let better = |a: f64, b: f64| if self.metric.higher_is_better() { a > b } else { a < b };
-        (0..self.rows.len())
-            .filter_map(|r| self.cells.get(&(r, col)).map(|c| (r, c.summary.mean)))
-            .fold(None, |best: Option<(usize, f64)>, (r, m)| match best {
-                Some((_, bm)) if !better(m, bm) => best,
-                _ => Some((r, m)),
-            })
-            .map(|(r, _)| r)
+    /// Whether `row` holds the best mean of `col`; rows tied for it are all best (a shared
+    /// initial cycle gives every strategy the same value), never one picked by its order.
+    fn is_best(&self, row: usize, col: Column) -> bool {
+        let means = (0..self.rows.len()).filter_map(|r| self.cells.get(&(r, col)).map(|c| c.summary.mean));
+        let best = if self.metric.higher_is_better() {
+            means.fold(f64::NEG_INFINITY, f64::max)
+        } else {
+            means.fold(f64::INFINITY, f64::min)
+        };
+        self.cells.get(&(row, col)).is_some_and(|c| c.summary.mean == best)
     }
 
     fn precision(&self) -> usize {
@@ -405,7 +406,7 @@ impl Table {
                 let se = if s.se.is_nan() { "n/a".to_string() } else { format!("{:.prec$}", s.se) };
                 let pm = if latex { "$\\pm$" } else { "±" };
                 let mut text = format!("{:.prec$} {pm} {se}", s.mean);
-                if self.best(*col) == Some(row) {
+                if self.is_best(row, *col) {
                     text = if latex { format!("\\textbf{{{text}}}") } else { format!("**{text}**") };
                 }
                 if let Some(c) = &cell.comparison {
@@ -737,6 +738,9 @@ pub(crate) mod tests {
         assert_eq!(lines.len(), 3, "{lines:?}"); // 100 (not tested), 150, AUC
         assert!(lines[0].ends_with("at 100 labels: the same values seed for seed, not tested"), "{lines:?}");
         assert!(t.render(Format::Csv).contains(",same_runs_as_baseline,"));
+        // Tied for best (the shared initial cycle): both bold, not the first by order.
+        let md = t.render(Format::Md);
+        assert_eq!(md.matches("| **52.00 ± 0.71** (n=5) |").count(), 2, "{md}");
     }
 
     #[test]
