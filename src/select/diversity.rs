@@ -186,16 +186,10 @@ fn diversity_sample_unpruned(
     sample_with(emb.len(), k, temperature, labeled, rng, |nearest, center| update_nearest(emb, nearest, center))
 }
 
-/// The sampling loop, given `lower(nearest, center)` that lowers every nearest squared distance
-/// with the distance to row `center` (on the CPU, or on a device in `select::device`).
-pub(super) fn sample_with(
-    n: usize,
-    k: usize,
-    temperature: f64,
-    labeled: &[usize],
-    rng: &mut impl Rng,
-    mut lower: impl FnMut(&mut [f32], usize),
-) -> Result<Vec<usize>, SelectError> {
+/// Checks a sampling request (T, the labeled indices, k against what is left) and returns the
+/// selected-mask of the labeled points; shared by the unpruned and the pruned sampler so that
+/// both refuse the same requests in the same order.
+pub(super) fn check_request(n: usize, k: usize, temperature: f64, labeled: &[usize]) -> Result<Vec<bool>, SelectError> {
     if !(temperature.is_finite() && temperature >= 0.0) {
         return Err(SelectError::Temperature(temperature));
     }
@@ -210,6 +204,20 @@ pub(super) fn sample_with(
     if k > available {
         return Err(SelectError::TooMany { k, available });
     }
+    Ok(is_selected)
+}
+
+/// The sampling loop, given `lower(nearest, center)` that lowers every nearest squared distance
+/// with the distance to row `center` (on the CPU, or on a device in `select::device`).
+pub(super) fn sample_with(
+    n: usize,
+    k: usize,
+    temperature: f64,
+    labeled: &[usize],
+    rng: &mut impl Rng,
+    mut lower: impl FnMut(&mut [f32], usize),
+) -> Result<Vec<usize>, SelectError> {
+    let mut is_selected = check_request(n, k, temperature, labeled)?;
     let mut nearest = vec![f32::INFINITY; n];
     for (i, _) in is_selected.iter().enumerate().filter(|(_, s)| **s) {
         lower(&mut nearest, i);

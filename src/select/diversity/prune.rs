@@ -339,20 +339,7 @@ fn sample(
         return unpruned_with_stats(emb, k, temperature, labeled, rng);
     };
     // The same checks in the same order as `sample_with`.
-    if !(temperature.is_finite() && temperature >= 0.0) {
-        return Err(SelectError::Temperature(temperature));
-    }
-    let mut is_selected = vec![false; n];
-    for &i in labeled {
-        if i >= n {
-            return Err(SelectError::LabeledOutOfRange { index: i, n });
-        }
-        is_selected[i] = true;
-    }
-    let available = n - is_selected.iter().filter(|s| **s).count();
-    if k > available {
-        return Err(SelectError::TooMany { k, available });
-    }
+    let mut is_selected = super::check_request(n, k, temperature, labeled)?;
     let mut s = Sampler::new(emb, bounds, temperature, draw, policy);
     let mut chosen = Vec::with_capacity(k);
     if k == 0 {
