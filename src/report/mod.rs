@@ -17,8 +17,11 @@ pub use plot::{plot_distance_vs_diversity, plot_learning_curves, PlotError};
 /// Which per-cycle value a table compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Metric {
+    /// Test accuracy of the EMA model in percent (median of the last evaluations of a cycle).
     Accuracy,
+    /// Eq. 6 distance between the labeled set's class proportions and the pool's (lower is better).
     ClassDistance,
+    /// Mean pairwise L2 distance of a cycle's selection in its embedding.
     Diversity,
     /// Mean prediction variance (Eq. 3) of a cycle's queried images under the previous model
     /// (the paper's Fig. 7a); higher means the strategy picked less consistent predictions.
