@@ -195,22 +195,21 @@ impl Selection {
         let sweep_runs = runs.len();
         let mut known: BTreeSet<String> = names.into_iter().collect();
         known.insert(SWEEP_FIELD.into());
+        // Each field's values by run path, read from the index once per field (the sweep from
+        // the runs already loaded).
+        let sweep_of: HashMap<String, String> = runs.iter().map(|r| (r.path.clone(), r.sweep.clone())).collect();
         let mut values: HashMap<String, HashMap<String, String>> = HashMap::new();
-        let mut load = |field: &str| -> Result<HashMap<String, String>, SelectionError> {
-            if let Some(v) = values.get(field) {
-                return Ok(v.clone());
+        let load = |field: &str, values: &mut HashMap<String, HashMap<String, String>>| -> Result<(), SelectionError> {
+            if !values.contains_key(field) {
+                let v = if field == SWEEP_FIELD { sweep_of.clone() } else { store.field_values(field)? };
+                values.insert(field.to_string(), v);
             }
-            let v = if field == SWEEP_FIELD {
-                store.runs(None)?.into_iter().map(|r| (r.path, r.sweep)).collect()
-            } else {
-                store.field_values(field)?
-            };
-            values.insert(field.to_string(), v.clone());
-            Ok(v)
+            Ok(())
         };
         for filter in &query.filters {
             let field = resolve("--where", &filter.field, &known)?;
-            let by_path = load(&field)?;
+            load(&field, &mut values)?;
+            let by_path = &values[&field];
             let value_of = |r: &StoredRun| by_path.get(&r.path).map_or("none", String::as_str).to_string();
             let present: BTreeSet<String> = runs.iter().map(value_of).collect();
             runs.retain(|r| same_value(&value_of(r), &filter.value));
@@ -260,7 +259,10 @@ impl Selection {
         let grouping = wanted;
         let mut field_values: BTreeMap<String, HashMap<String, String>> = BTreeMap::new();
         for f in varying.iter().chain(&grouping) {
-            field_values.insert(f.clone(), load(f)?);
+            if !field_values.contains_key(f) {
+                load(f, &mut values)?;
+                field_values.insert(f.clone(), values.remove(f).expect("just loaded"));
+            }
         }
         let fields_of = |r: &StoredRun| -> BTreeMap<String, String> {
             field_values
