@@ -69,17 +69,21 @@ impl SubmitOptions {
     }
 }
 
-/// Plans the sweep under RESULTS (made absolute, so that batch scripts hold absolute paths).
-fn planned(file: &Path, at: &SweepAt) -> anyhow::Result<(Plan, SweepRunner)> {
-    let plan = plan_file(file)?;
+/// The sweep's directory under RESULTS, made absolute so that batch scripts hold absolute paths.
+fn sweep_dir(plan: &Plan, at: &SweepAt) -> anyhow::Result<PathBuf> {
     let results = std::path::absolute(&at.results).with_context(|| format!("{}", at.results.display()))?;
-    let runner = SweepRunner::open(&plan, &results.join(&plan.name))?;
-    Ok((plan, runner))
+    Ok(results.join(&plan.name))
+}
+
+/// Writes the plan under the sweep's directory and opens its state (under the lock for
+/// commands that submit or cancel).
+fn open_runner(plan: &Plan, at: &SweepAt) -> anyhow::Result<SweepRunner> {
+    Ok(SweepRunner::open(plan, &sweep_dir(plan, at)?)?)
 }
 
 /// Takes the sweep's lock, waiting (with a message) unless `no_wait`.
 fn lock(plan: &Plan, at: &SweepAt, no_wait: bool) -> anyhow::Result<SweepLock> {
-    let dir = std::path::absolute(&at.results)?.join(&plan.name);
+    let dir = sweep_dir(plan, at)?;
     match SweepLock::try_acquire(&dir) {
         Err(LockError::Busy { holder, .. }) if !no_wait => {
             eprintln!("ssal: sweep {} is locked by another ssal (pid {holder}); waiting for it…", plan.name);
@@ -123,7 +127,7 @@ fn submit(
 ) -> anyhow::Result<()> {
     let backend = how.backend()?;
     let _lock = lock(plan, at, how.no_wait_lock)?;
-    let (_, mut runner) = planned_locked(plan, at)?;
+    let mut runner = open_runner(plan, at)?;
     let mut sched = scheduler(plan, &runner, backend, &how.devices)?;
     if backend == Backend::Local {
         crate::interrupt::install().context("cannot install signal handlers")?;
@@ -200,12 +204,6 @@ fn submit(
         .into());
     }
     Ok(())
-}
-
-/// Opens the planned sweep once its lock is held.
-fn planned_locked(plan: &Plan, at: &SweepAt) -> anyhow::Result<((), SweepRunner)> {
-    let results = std::path::absolute(&at.results)?;
-    Ok(((), SweepRunner::open(plan, &results.join(&plan.name))?))
 }
 
 fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Result<()> {
@@ -348,7 +346,7 @@ pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
     match command {
         SweepCommand::Plan { file, at, output, check } => {
             let plan = plan_file(&file)?;
-            let dir = std::path::absolute(&at.results)?.join(&plan.name);
+            let dir = sweep_dir(&plan, &at)?;
             plan.write(&dir)?;
             let verdict = if check { Some(check_plan(&plan, &dir)?) } else { None };
             if output.format == Format::Json {
@@ -381,13 +379,14 @@ pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
             submit(&plan, &at, &how, |_| true)
         }
         SweepCommand::Status { file, at, output } => {
-            let (plan, mut runner) = planned(&file, &at)?;
+            let plan = plan_file(&file)?;
+            let mut runner = open_runner(&plan, &at)?;
             status(&plan, &mut runner, output.format)
         }
         SweepCommand::Cancel { file, at, no_wait_lock } => {
             let plan = plan_file(&file)?;
             let _lock = lock(&plan, &at, no_wait_lock)?;
-            let (_, mut runner) = planned_locked(&plan, &at)?;
+            let mut runner = open_runner(&plan, &at)?;
             let mut sched = SlurmScheduler::new(&plan.name, runner.dir.clone(), plan.slurm.clone())?;
             let n = runner.cancel(&mut sched)?;
             println!("sweep {}: cancelled {n} jobs", plan.name);
