@@ -147,14 +147,21 @@ fn ms(x: f64) -> f64 {
     x * 1e3
 }
 
-/// k = 1,000 picks from N = 50,000 × d = 512: ssal vs BADGE-style NumPy, and vs k streaming reads.
-fn diversity() {
-    let (n, d, k) = (50_000usize, 512usize, 1_000usize);
+/// The diversity sections' N × d matrix of uniform values (seed 7), also written to
+/// `<temp dir>/x.npy` for the Python reference.
+fn uniform_matrix(n: usize, d: usize) -> (Vec<f32>, tempfile::TempDir) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let values: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>()).collect();
     let dir = tempfile::tempdir().expect("temp dir");
+    Tensor::from_slice(&values).view([n as i64, d as i64]).write_npy(dir.path().join("x.npy")).expect("writes .npy");
+    (values, dir)
+}
+
+/// k = 1,000 picks from N = 50,000 × d = 512: ssal vs BADGE-style NumPy, and vs k streaming reads.
+fn diversity() {
+    let (n, d, k) = (50_000usize, 512usize, 1_000usize);
+    let (values, dir) = uniform_matrix(n, d);
     let npy = dir.path().join("x.npy");
-    Tensor::from_slice(&values).view([n as i64, d as i64]).write_npy(&npy).expect("writes .npy");
     let emb = Embeddings::new(&values, d).expect("finite");
     let first = 0usize;
 
@@ -244,11 +251,8 @@ fn diversity() {
 /// (the floor). The device timings include copying the matrix to the device.
 fn diversity_device(device: Device) {
     let (n, d, k) = if smoke() { (2_000usize, 64usize, 50usize) } else { (50_000, 512, 1_000) };
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let values: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>()).collect();
-    let dir = tempfile::tempdir().expect("temp dir");
+    let (values, dir) = uniform_matrix(n, d);
     let npy = dir.path().join("x.npy");
-    Tensor::from_slice(&values).view([n as i64, d as i64]).write_npy(&npy).expect("writes .npy");
     let emb = Embeddings::new(&values, d).expect("finite");
     let first = 0usize;
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());

@@ -346,6 +346,14 @@ pub fn plot_learning_curves(table: &Table, path: &Path) -> Result<(), PlotError>
     }
 }
 
+/// One legend entry per series: the row's label with its n, drawn as `glyph`.
+fn legend_entries(table: &Table, series: &[Series], glyph: Glyph) -> Vec<Entry> {
+    series
+        .iter()
+        .map(|s| Entry::new(&table.labels[s.row], &n_note(s.points.iter().map(|p| p.3)), s.row, glyph))
+        .collect()
+}
+
 fn plot_curves(
     table: &Table,
     budgets: &[i64],
@@ -353,10 +361,7 @@ fn plot_curves(
     y: std::ops::Range<f64>,
     path: &Path,
 ) -> Result<(), PlotError> {
-    let entries: Vec<Entry> = series
-        .iter()
-        .map(|s| Entry::new(&table.labels[s.row], &n_note(s.points.iter().map(|p| p.3)), s.row, Glyph::Curve))
-        .collect();
+    let entries = legend_entries(table, series, Glyph::Curve);
     let caption = "Test accuracy of the EMA model (mean ± SE over seeds)";
     let fig = Figure::new(path, caption, &entries, X_AREA)?;
     let (xmin, xmax) = padded(budgets[0] as f64, budgets[budgets.len() - 1] as f64);
@@ -406,10 +411,7 @@ fn plot_one_budget(
     y: std::ops::Range<f64>,
     path: &Path,
 ) -> Result<(), PlotError> {
-    let entries: Vec<Entry> = series
-        .iter()
-        .map(|s| Entry::new(&table.labels[s.row], &n_note(s.points.iter().map(|p| p.3)), s.row, Glyph::Point))
-        .collect();
+    let entries = legend_entries(table, series, Glyph::Point);
     // Tick labels are the rows' values (the axis title names the fields), one value a line when
     // they do not fit the slot, turned upright when even that does not fit.
     let names: Vec<String> = series.iter().map(|s| table.short_name(s.row)).collect();
