@@ -4,10 +4,7 @@
 //! columns; the AUC column is its own family), the best cell per column in bold, each row's mean
 //! rank, and the pairwise penalty matrix of Ash et al. 2020 under the table.
 use crate::analysis::Selection;
-use crate::stats::{
-    cohens_d, cohens_dz, holm_bonferroni, normalized_auc, paired_t_test, penalty_matrix, ranks, summarize,
-    welch_t_test, Summary,
-};
+use crate::stats::{compare_samples, holm_bonferroni, normalized_auc, penalty_matrix, ranks, summarize, Summary};
 use crate::store::StoredCycle;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -203,11 +200,11 @@ pub fn build_table(selection: &Selection, metric: Metric, baseline: Option<usize
         }
         by_budget.push((0..rows).map(|r| cells.get(&(r, col)).map(|c| &c.by_seed)).collect::<Vec<_>>());
     }
-    let penalty = penalty_matrix(&by_budget, rows, higher, ALPHA);
+    let penalty = penalty_matrix(&by_budget, rows, higher, test == TestChoice::Auto, ALPHA);
     Table {
         metric,
         grouping: selection.grouping.clone(),
-        rows: selection.rows.clone(),
+        rows: (0..rows).map(|r| selection.shown_values(r)).collect(),
         labels: (0..rows).map(|r| selection.label(r)).collect(),
         columns,
         cells,
@@ -238,13 +235,8 @@ fn compare_with_baseline(
             same_runs.push((row, col));
             continue;
         }
-        let shared = cell.by_seed.keys().filter(|s| b.by_seed.contains_key(s)).count();
-        let paired = test == TestChoice::Auto && shared == cell.by_seed.len() && shared == b.by_seed.len();
-        let (x, y): (Vec<f64>, Vec<f64>) =
-            (cell.by_seed.values().copied().collect(), b.by_seed.values().copied().collect());
-        let (result, effect) =
-            if paired { (paired_t_test(&x, &y), cohens_dz(&x, &y)) } else { (welch_t_test(&x, &y), cohens_d(&x, &y)) };
-        tests.push(((row, col), paired, result.t, result.p, effect));
+        let Some(c) = compare_samples(&cell.by_seed, &b.by_seed, test == TestChoice::Auto) else { continue };
+        tests.push(((row, col), c.paired, c.test.t, c.test.p, c.effect_size));
     }
     let adjusted = holm_bonferroni(&tests.iter().map(|t| t.3).collect::<Vec<_>>());
     for ((key, paired, t, p, effect_size), p_holm) in tests.into_iter().zip(adjusted) {
@@ -485,7 +477,7 @@ impl Table {
             .collect();
         let intro = format!(
             "Penalty matrix (Ash et al. 2020): entry (row, column) is the share of the {budgets} budget(s) at which the row \
-             is significantly better than the column (two-sided paired t-test over shared seeds, α = {ALPHA}); a column's \
+             is significantly better than the column (two-sided, the table's t-test, α = {ALPHA}); a column's \
              sum says how often it was beaten (lower is better)."
         );
         let cell = |r: usize, c: usize| if r == c { "—".to_string() } else { format!("{:.2}", self.penalty[r][c]) };

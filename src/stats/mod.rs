@@ -157,15 +157,47 @@ pub fn ranks(values: &[f64], higher_is_better: bool) -> Vec<f64> {
     out
 }
 
+/// One two-sample comparison and how it was made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleComparison {
+    /// Paired over seeds (else Welch's test on all values).
+    pub paired: bool,
+    pub test: TTest,
+    /// Cohen's d_z when paired, Cohen's d otherwise.
+    pub effect_size: f64,
+}
+
+/// Compares two samples keyed by seed the one way every table and matrix of a report does:
+/// paired over seeds when `allow_paired` and both hold exactly the same seeds (runs of one seed
+/// share their initial set or data draw), Welch's test on all values otherwise. `None` when a
+/// side has fewer than two values (nothing to test).
+pub fn compare_samples(
+    a: &std::collections::BTreeMap<i64, f64>,
+    b: &std::collections::BTreeMap<i64, f64>,
+    allow_paired: bool,
+) -> Option<SampleComparison> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let paired = allow_paired && a.len() == b.len() && a.keys().all(|s| b.contains_key(s));
+    let (x, y): (Vec<f64>, Vec<f64>) = (a.values().copied().collect(), b.values().copied().collect());
+    Some(if paired {
+        SampleComparison { paired, test: paired_t_test(&x, &y), effect_size: cohens_dz(&x, &y) }
+    } else {
+        SampleComparison { paired, test: welch_t_test(&x, &y), effect_size: cohens_d(&x, &y) }
+    })
+}
+
 /// The pairwise penalty matrix of Ash et al. 2020 (BADGE, ICLR, Sec. 5): `by_budget[b][r]` holds
-/// row r's values by seed at budget b. For every pair of rows and budget, a two-sided paired
-/// t-test over their shared seeds (at least two) at level `alpha`; when significant, the better
-/// row's entry against the other gains 1/(number of budgets). Entry [i][j] is thus the share of
-/// budgets at which row i beat row j; a column's sum says how often that row was beaten.
+/// row r's values by seed at budget b. For every pair of rows and budget, a two-sided t-test
+/// chosen by [`compare_samples`] at level `alpha`; when significant, the better row's entry
+/// against the other gains 1/(number of budgets). Entry [i][j] is thus the share of budgets at
+/// which row i beat row j; a column's sum says how often that row was beaten.
 pub fn penalty_matrix(
     by_budget: &[Vec<Option<&std::collections::BTreeMap<i64, f64>>>],
     rows: usize,
     higher_is_better: bool,
+    allow_paired: bool,
     alpha: f64,
 ) -> Vec<Vec<f64>> {
     let mut p = vec![vec![0.0; rows]; rows];
@@ -174,13 +206,7 @@ pub fn penalty_matrix(
         for i in 0..rows {
             for j in i + 1..rows {
                 let (Some(a), Some(b)) = (cells[i], cells[j]) else { continue };
-                let shared: Vec<i64> = a.keys().filter(|s| b.contains_key(s)).copied().collect();
-                if shared.len() < 2 {
-                    continue;
-                }
-                let x: Vec<f64> = shared.iter().map(|s| a[s]).collect();
-                let y: Vec<f64> = shared.iter().map(|s| b[s]).collect();
-                let test = paired_t_test(&x, &y);
+                let Some(SampleComparison { test, .. }) = compare_samples(a, b, allow_paired) else { continue };
                 if !(test.p < alpha) {
                     continue;
                 }
@@ -322,15 +348,38 @@ mod tests {
         let (r0a, r1a, r2a) = (m(&[1.0, 2.0, 3.0]), m(&[0.0, 1.0, 2.0]), m(&[1.0, 2.0, 3.0]));
         let (r0b, r1b, r2b) = (m(&[5.0, 6.0, 7.0]), m(&[4.0, 5.0, 6.0]), m(&[3.0, 4.0, 5.0]));
         let budgets = vec![vec![Some(&r0a), Some(&r1a), Some(&r2a)], vec![Some(&r0b), Some(&r1b), Some(&r2b)]];
-        let p = penalty_matrix(&budgets, 3, true, 0.05);
+        let p = penalty_matrix(&budgets, 3, true, true, 0.05);
         assert_eq!(p, vec![vec![0.0, 1.0, 0.5], vec![0.0, 0.0, 0.5], vec![0.0, 0.5, 0.0]]);
         // Lower is better: the wins swap sides.
-        let q = penalty_matrix(&budgets, 3, false, 0.05);
+        let q = penalty_matrix(&budgets, 3, false, true, 0.05);
         assert_eq!(q[1][0], 1.0);
         // A and B (paired p = 0.061) are no significant difference at α = 0.05, but are at 0.1.
         let (a, b) = (m(&A), m(&B));
         let one = vec![vec![Some(&a), Some(&b)]];
-        assert_eq!(penalty_matrix(&one, 2, true, 0.05), vec![vec![0.0, 0.0], vec![0.0, 0.0]]);
-        assert_eq!(penalty_matrix(&one, 2, true, 0.1), vec![vec![0.0, 1.0], vec![0.0, 0.0]]);
+        assert_eq!(penalty_matrix(&one, 2, true, true, 0.05), vec![vec![0.0, 0.0], vec![0.0, 0.0]]);
+        assert_eq!(penalty_matrix(&one, 2, true, true, 0.1), vec![vec![0.0, 1.0], vec![0.0, 0.0]]);
+        // The report's --test welch: Welch's p = 0.010596 (SciPy) is significant at 0.05.
+        assert_eq!(penalty_matrix(&one, 2, true, false, 0.05), vec![vec![0.0, 1.0], vec![0.0, 0.0]]);
+    }
+
+    #[test]
+    fn compare_samples_pairs_only_identical_seed_sets() {
+        use std::collections::BTreeMap;
+        let m = |v: &[f64]| -> BTreeMap<i64, f64> { v.iter().enumerate().map(|(s, x)| (s as i64, *x)).collect() };
+        let (a, b) = (m(&A), m(&B));
+        let paired = compare_samples(&a, &b, true).unwrap();
+        assert!(paired.paired);
+        close(paired.test.p, 0.061075298914380835, 1e-7); // SciPy ttest_rel
+        let welch = compare_samples(&a, &b, false).unwrap();
+        assert!(!welch.paired);
+        close(welch.test.p, 0.010596, 1e-6); // SciPy ttest_ind(equal_var=False)
+        // One seed missing on one side: Welch on all values, not a pairing of the rest.
+        let mut fewer = b.clone();
+        fewer.remove(&4);
+        let mixed = compare_samples(&a, &fewer, true).unwrap();
+        assert!(!mixed.paired);
+        close(mixed.test.p, welch_t_test(&A, &B[..4]).p, 1e-12);
+        // A single value on either side: nothing to test (no NaN row in the report).
+        assert!(compare_samples(&a, &m(&[0.5]), true).is_none());
     }
 }
