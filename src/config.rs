@@ -280,6 +280,17 @@ pub struct TrainConfig {
     /// Batch size of evaluation and feature extraction. Default: 512.
     #[serde(default = "default_eval_batch_size")]
     pub eval_batch_size: usize,
+    /// A query cycle continues from the previous cycle's weights (network and EMA; the optimiser
+    /// starts afresh) instead of a new random initialisation, so that a small per-cycle budget
+    /// accumulates over the cycles. The paper is silent on this; it is common in AL practice.
+    /// Default: false (every cycle trains from scratch).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm_start: bool,
+    /// Evaluate on this many test images (a fixed subset drawn from the run's seed) at every
+    /// evaluation except the last `median_of`, which use the whole test set and give the reported
+    /// accuracy; makes frequent learning-curve points cheap. Default: none (always the whole set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_subset: Option<usize>,
 }
 
 /// MixMatch hyper-parameters (Berthelot et al. 2019).
@@ -333,6 +344,21 @@ impl MixMatchConfig {
             100.0 * train_steps as f64 / ramp as f64
         ))
     }
+}
+
+/// Fields whose value has no effect when another field has a given value: (field or `prefix.`,
+/// deciding field, its value). Configs still hold defaults for them, which a report must not
+/// present as if they mattered.
+const INERT_WHEN: &[(&str, &str, &str)] =
+    &[("mixmatch.", "method", "supervised"), ("init.temperature", "init.strategy", "random")];
+
+/// Whether `field` (a dotted config path) has no effect, given the values of other fields
+/// (`value_of` answers `None` where that value is unknown or mixed).
+pub fn is_inert(field: &str, value_of: impl Fn(&str) -> Option<String>) -> bool {
+    INERT_WHEN.iter().any(|&(pattern, decider, when)| {
+        let matches = if pattern.ends_with('.') { field.starts_with(pattern) } else { field == pattern };
+        matches && value_of(decider).is_some_and(|v| v == when)
+    })
 }
 
 /// Compute device selection.
@@ -483,6 +509,8 @@ impl Default for TrainConfig {
             eval_every: default_eval_every(),
             median_of: default_median_of(),
             eval_batch_size: default_eval_batch_size(),
+            warm_start: false,
+            eval_subset: None,
         }
     }
 }
@@ -580,6 +608,9 @@ impl ExperimentConfig {
             if !(f > 0.0 && f <= 1.0) {
                 return bad(format!("mixmatch.rampup_fraction must be in (0, 1], got {f}"));
             }
+        }
+        if t.eval_subset == Some(0) {
+            return bad("train.eval_subset must be positive (leave it out to evaluate on the whole test set)".into());
         }
         if t.batch_size == 0 || t.eval_every == 0 || t.median_of == 0 || t.eval_batch_size == 0 {
             return bad("train.batch_size, eval_every, median_of and eval_batch_size must be positive".into());
@@ -703,6 +734,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("embedding_path"), "{e}");
+    }
+
+    #[test]
+    fn inert_fields_follow_the_deciding_value() {
+        let of = |pairs: &'static [(&'static str, &'static str)]| {
+            move |f: &str| pairs.iter().find(|(k, _)| *k == f).map(|(_, v)| v.to_string())
+        };
+        assert!(is_inert("mixmatch.lambda_u", of(&[("method", "supervised")])));
+        assert!(!is_inert("mixmatch.lambda_u", of(&[("method", "mixmatch")])));
+        assert!(!is_inert("mixmatch.lambda_u", of(&[])), "unknown or mixed method: shown as it is");
+        assert!(is_inert("init.temperature", of(&[("init.strategy", "random")])));
+        assert!(!is_inert("init.temperature", of(&[("init.strategy", "diversity")])));
+        assert!(!is_inert("train.steps", of(&[("method", "supervised"), ("init.strategy", "random")])));
     }
 
     #[test]

@@ -218,6 +218,10 @@ fn grouping_that_would_merge_runs_is_refused_naming_the_fields() {
     assert!(stdout(&o).contains("random (baseline)"), "{}", stdout(&o));
     // Penalty matrix: BADGE is 5 points above everyone at every seed and budget.
     assert!(stdout(&o).contains("| supervised, badge | 1.00 | 1.00 | — | 1.00 |"), "{}", stdout(&o));
+    // A field with no effect on a row's runs reads n/a (supervised runs still hold λ_u = 75).
+    let o = ssal(&["report", "--db", db, "--group-by", "method,query.strategy,mixmatch.lambda_u"]);
+    let md = stdout(&o);
+    assert!(md.contains("| supervised | badge | n/a |") && md.contains("| mixmatch | random | 75.0 |"), "{md}");
 }
 
 #[test]

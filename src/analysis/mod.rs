@@ -323,7 +323,26 @@ impl Selection {
         if self.grouping.is_empty() {
             return "all".into();
         }
-        self.grouping.iter().zip(&self.rows[row]).map(|(f, v)| format!("{f}={v}")).collect::<Vec<_>>().join(", ")
+        self.grouping.iter().zip(self.shown_values(row)).map(|(f, v)| format!("{f}={v}")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// A row's grouping values as a reader should see them: a value that has no effect on the
+    /// row's runs (`mixmatch.*` of supervised runs, the temperature of a random initial set; see
+    /// [`crate::config::is_inert`]) reads `n/a` instead of the default the config still holds.
+    pub fn shown_values(&self, row: usize) -> Vec<String> {
+        let decider = |field: &str| -> Option<String> {
+            if let Some(i) = self.grouping.iter().position(|g| g == field) {
+                return Some(self.rows[row][i].clone());
+            }
+            let mut values = self.runs.iter().filter(|r| r.row == row).map(|r| r.fields.get(field));
+            let first = values.next()??;
+            values.all(|v| v == Some(first)).then(|| first.clone())
+        };
+        self.grouping
+            .iter()
+            .zip(&self.rows[row])
+            .map(|(f, v)| if crate::config::is_inert(f, &decider) { "n/a".to_string() } else { v.clone() })
+            .collect()
     }
 
     /// The one row that `spec` (`field=value[,field=value]`, fields as in `--group-by`) names.
