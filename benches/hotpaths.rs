@@ -444,7 +444,7 @@ fn mixmatch(model: &str, device: Option<Device>) {
         let t0 = Instant::now();
         let bar = indicatif::ProgressBar::hidden();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        train(&config, &data, &labeled, &unlabeled, &mut rng, &bar, None).expect("trains");
+        train(&config, &data, &labeled, &unlabeled, None, &mut rng, &bar, None).expect("trains");
         sync(device);
         t0.elapsed().as_secs_f64()
     };
@@ -555,7 +555,7 @@ fn synthetic_result(i: usize) -> RunResult {
             let selected: Vec<usize> = (0..added).map(|_| rng.random_range(0..60_000)).collect();
             labeled.extend(&selected);
             let evaluations: Vec<Evaluation> =
-                (1..=10).map(|s| Evaluation { step: s * 100, accuracy: rng.random_range(0.6..0.8) }).collect();
+                (1..=10).map(|s| Evaluation { step: s * 100, accuracy: rng.random_range(0.6..0.8), test_images: None }).collect();
             CycleRecord {
                 cycle,
                 n_labeled: labeled.len(),

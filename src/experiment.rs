@@ -436,6 +436,26 @@ pub(crate) fn first_line(e: &impl std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
+/// The weights a finished cycle leaves for the next: `checkpoint-<cycle>.ot` (its EMA model, which
+/// queries the next cycle) and `warm-start-<cycle>.ot` (its trained network, with
+/// `train.warm_start`). Numbered by cycle, so that a stop between saving them and writing
+/// `result.json` never pairs a result with the next cycle's weights.
+fn cycle_weights(out_dir: &Path, stem: &str, cycle: usize) -> PathBuf {
+    out_dir.join(format!("{stem}-{cycle}.ot"))
+}
+
+/// Where runs stopped by an earlier ssal keep their last EMA model (one unnumbered file).
+const LEGACY_CHECKPOINT: &str = "checkpoint.ot";
+
+/// A new network with the weights saved in `path`.
+fn load_weights(config: &ExperimentConfig, shape: (i64, i64), device: Device, path: &Path) -> Result<Network, RunError> {
+    let mut net = Network::new(config.model, shape.0, shape.1, device);
+    net.vs
+        .load(path)
+        .map_err(|e| RunError::Resume(format!("cannot resume from {}: {}", path.display(), first_line(&e))))?;
+    Ok(net)
+}
+
 fn save_checkpoint(net: &Network, path: &Path) -> Result<(), RunError> {
     let tmp = path.with_extension("tmp.ot");
     net.vs.save(&tmp).map_err(|e| RunError::Resume(format!("cannot save {}: {}", tmp.display(), first_line(&e))))?;
@@ -444,13 +464,12 @@ fn save_checkpoint(net: &Network, path: &Path) -> Result<(), RunError> {
 
 /// Runs the experiment (initial set, then one query cycle per budget) and writes
 /// `out_dir/result.json` after every cycle, with the EMA model of the last finished cycle in
-/// `out_dir/checkpoint.ot` and the current cycle's training state in `out_dir/train-state.ot`
+/// `out_dir/checkpoint-<cycle>.ot` (see [`cycle_weights`]) and the current cycle's training state in `out_dir/train-state.ot`
 /// (saved every `checkpoint_every` and when a stop is requested). Re-running an interrupted run
 /// resumes where it stopped with the same result; re-running a finished one returns its result.
 pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration) -> Result<RunResult, RunError> {
     let started = Instant::now();
     let result_path = out_dir.join("result.json");
-    let checkpoint = out_dir.join("checkpoint.ot");
     let train_state = out_dir.join("train-state.ot");
     let previous = previous_result(&result_path, config)?;
     if let Some(done) = previous.as_ref().filter(|r| r.complete) {
@@ -485,13 +504,17 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
     let earlier_wall = result.wall_seconds;
     let [c, _, _] = dataset.image_shape();
     // The EMA model of the last finished cycle, needed to query the next one.
+    let shape = (c, dataset.num_classes as i64);
     let mut model: Option<Network> = None;
-    if !result.cycles.is_empty() {
-        let mut net = Network::new(config.model, c, dataset.num_classes as i64, device);
-        net.vs.load(&checkpoint).map_err(|e| {
-            RunError::Resume(format!("cannot resume from {}: {}", checkpoint.display(), first_line(&e)))
-        })?;
-        model = Some(net);
+    // With train.warm_start, the trained (not averaged) network of the last finished cycle.
+    let mut warm: Option<Network> = None;
+    if let Some(last) = result.cycles.len().checked_sub(1) {
+        let ema = cycle_weights(out_dir, "checkpoint", last);
+        let ema = if ema.exists() { ema } else { out_dir.join(LEGACY_CHECKPOINT) };
+        model = Some(load_weights(config, shape, device, &ema)?);
+        if config.train.warm_start && config.train.steps > 0 {
+            warm = Some(load_weights(config, shape, device, &cycle_weights(out_dir, "warm-start", last))?);
+        }
     }
     for cycle in result.cycles.len()..n_cycles {
         if crate::interrupt::requested() {
@@ -557,14 +580,20 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
                 labeled.len(),
                 config.train.steps
             ));
-            let outcome = match train(config, &data, &labeled, &unlabeled, &mut rng, &bar, Some(&checkpointing)) {
+            let outcome = match train(config, &data, &labeled, &unlabeled, warm.as_ref(), &mut rng, &bar, Some(&checkpointing)) {
                 Ok(outcome) => outcome,
                 Err(TrainError::Interrupted { step }) => return Err(RunError::Interrupted { cycle, step: Some(step) }),
                 Err(e) => return Err(RunError::Train(e)),
             };
             bar.finish_and_clear();
             if cycle + 1 < n_cycles {
-                save_checkpoint(&outcome.ema, &checkpoint)?;
+                save_checkpoint(&outcome.ema, &cycle_weights(out_dir, "checkpoint", cycle))?;
+                if config.train.warm_start {
+                    save_checkpoint(&outcome.live, &cycle_weights(out_dir, "warm-start", cycle))?;
+                }
+            }
+            if config.train.warm_start {
+                warm = Some(outcome.live);
             }
             model = Some(outcome.ema);
             (outcome.evaluations, Some(outcome.accuracy), outcome.eval_seconds)
@@ -589,8 +618,14 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         result.wall_seconds = earlier_wall + started.elapsed().as_secs_f64();
         write_json_atomic(&result_path, &result)?;
         let _ = std::fs::remove_file(&train_state);
+        // The previous cycle's weights are now superseded (and the last cycle saves none).
+        if let Some(previous) = cycle.checked_sub(1) {
+            for stem in ["checkpoint", "warm-start"] {
+                let _ = std::fs::remove_file(cycle_weights(out_dir, stem, previous));
+            }
+        }
+        let _ = std::fs::remove_file(out_dir.join(LEGACY_CHECKPOINT));
     }
-    let _ = std::fs::remove_file(&checkpoint);
     Ok(result)
 }
 

@@ -78,21 +78,19 @@ fn two_query_cycles_record_everything_for_every_strategy() {
             assert!(c["accuracy"].as_f64().is_some());
         }
         assert!(cycles[0]["consistency"].is_null());
-        assert!(!dir.join("out/checkpoint.ot").exists(), "checkpoint removed when complete");
+        let left: Vec<_> = std::fs::read_dir(dir.join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!left.iter().any(|n| n.to_string_lossy().ends_with(".ot")), "{strategy}: weights removed when complete: {left:?}");
     }
 }
 
-#[test]
-fn a_run_killed_after_cycle_1_resumes_to_the_same_result() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    common::write_idx_dataset(&data, 300, 100, false);
-    let cfg = config(&data, "consistency_embedding", 40);
-    let whole = t.path().join("whole");
-    let reference = finish(ssal_run(&cfg, &whole), &whole);
+/// Runs `cfg` once whole and once killed after cycle 1 and resumed; both must end identically.
+/// Returns the resumed result.
+fn killed_after_cycle_1_resumes_identically(t: &Path, cfg: &str, weights_left: &[&str]) -> Value {
+    let whole = t.join("whole");
+    let reference = finish(ssal_run(cfg, &whole), &whole);
 
-    let killed = t.path().join("killed");
-    let mut child = ssal_run(&cfg, &killed);
+    let killed = t.join("killed");
+    let mut child = ssal_run(cfg, &killed);
     let result = killed.join("out/result.json");
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -110,9 +108,11 @@ fn a_run_killed_after_cycle_1_resumes_to_the_same_result() {
     child.wait().unwrap();
     let partial: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     assert_eq!(partial["complete"], false, "killed during the last cycle");
-    assert!(killed.join("out/checkpoint.ot").exists());
+    for name in weights_left {
+        assert!(killed.join("out").join(name).exists(), "{name}: cycle 1's weights are kept for cycle 2");
+    }
 
-    let resumed = finish(ssal_run(&cfg, &killed), &killed);
+    let resumed = finish(ssal_run(cfg, &killed), &killed);
     assert_eq!(resumed["labeled_indices"], reference["labeled_indices"]);
     for (a, b) in resumed["cycles"].as_array().unwrap().iter().zip(reference["cycles"].as_array().unwrap()) {
         assert_eq!(a["selected"], b["selected"]);
@@ -120,6 +120,18 @@ fn a_run_killed_after_cycle_1_resumes_to_the_same_result() {
         assert_eq!(a["consistency"], b["consistency"]);
     }
     assert_eq!(resumed["final_accuracy"], reference["final_accuracy"]);
+    resumed
+}
+
+#[test]
+fn a_run_killed_after_cycle_1_resumes_to_the_same_result() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 300, 100, false);
+    let cfg = config(&data, "consistency_embedding", 40);
+    let resumed = killed_after_cycle_1_resumes_identically(t.path(), &cfg, &["checkpoint-1.ot"]);
+    let killed = t.path().join("killed");
+    let result = killed.join("out/result.json");
 
     // A result of another config in the same directory is never overwritten.
     let other = cfg.replace("seed = 11", "seed = 12");
@@ -179,4 +191,25 @@ fn sigterm_mid_training_saves_the_state_and_the_rerun_ends_exactly_as_an_uninter
     assert_eq!(resumed["cycles"][1]["evaluations"], reference["cycles"][1]["evaluations"]);
     assert_eq!(resumed["final_accuracy"], reference["final_accuracy"]);
     assert!(!stopped.join("out/train-state.ot").exists(), "state removed once the cycle is done");
+}
+
+#[test]
+fn warm_start_continues_from_the_previous_cycle_and_resumes_its_weights() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 300, 100, false);
+    let cold_cfg = config(&data, "random", 40);
+    let cold = t.path().join("cold");
+    let cold = finish(ssal_run(&cold_cfg, &cold), &cold);
+    let warm_cfg = cold_cfg.replace("median_of = 2", "median_of = 2\nwarm_start = true");
+    // Killed after cycle 1, the run resumes the trained network of cycle 1 (warm-start-1.ot):
+    // loading a fresh network or the EMA instead would change cycle 2's evaluations.
+    let warm = killed_after_cycle_1_resumes_identically(t.path(), &warm_cfg, &["checkpoint-1.ot", "warm-start-1.ot"]);
+    assert_eq!(warm["config"]["train"]["warm_start"], true, "recorded in the result");
+    assert_eq!(warm["cycles"][0]["evaluations"], cold["cycles"][0]["evaluations"], "cycle 0 has nothing to start from");
+    assert_eq!(warm["labeled_indices"], cold["labeled_indices"], "random queries do not depend on the model");
+    for cycle in [1, 2] {
+        assert_ne!(warm["cycles"][cycle]["evaluations"], cold["cycles"][cycle]["evaluations"], "cycle {cycle} starts warm");
+    }
+    assert!(cold["config"]["train"].get("warm_start").is_none(), "the default is left out of the result (and the job id)");
 }

@@ -81,3 +81,25 @@ fn bad_config_exits_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/fm"));
 }
+
+#[test]
+fn eval_subset_evaluates_early_points_on_a_seeded_subset_and_the_last_on_the_whole_test_set() {
+    let t = tempfile::tempdir().unwrap();
+    common::write_idx_dataset(&t.path().join("data"), 300, 100, false);
+    let cfg = config(&t.path().join("data"), "supervised", 4).replace("median_of = 2", "median_of = 1\neval_subset = 30");
+    let (out, r) = run(&cfg, &t.path().join("a"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let evals = r["cycles"][0]["evaluations"].as_array().unwrap();
+    let sizes: Vec<Option<u64>> = evals.iter().map(|e| e["test_images"].as_u64()).collect();
+    assert_eq!(sizes, vec![Some(30), Some(30), None], "subset until the last median_of evaluations");
+    // Accuracies on 30 images are multiples of 1/30; the last, on all 100, of 1/100.
+    for e in &evals[..2] {
+        let a = e["accuracy"].as_f64().unwrap() * 30.0;
+        assert!((a - a.round()).abs() < 1e-9, "{e}");
+    }
+    assert_eq!(r["final_accuracy"], evals[2]["accuracy"]);
+    assert_eq!(r["config"]["train"]["eval_subset"], 30, "recorded");
+    // The same seed evaluates on the same subset: the same curve again.
+    let (_, again) = run(&cfg, &t.path().join("b"));
+    assert_eq!(again["cycles"][0]["evaluations"], r["cycles"][0]["evaluations"]);
+}

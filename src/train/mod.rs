@@ -25,6 +25,10 @@ use tch::{Device, Kind, Tensor};
 pub struct Evaluation {
     pub step: usize,
     pub accuracy: f64,
+    /// Test images evaluated when fewer than the whole test set (`train.eval_subset`); absent
+    /// for a whole-set evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_images: Option<usize>,
 }
 
 /// The dataset moved to the compute device once, as `u8`, with its normalisation.
@@ -126,19 +130,41 @@ pub fn median_of_last(evals: &[Evaluation], n: usize) -> f64 {
     }
 }
 
-/// Test accuracy of `net` in evaluation mode.
-pub fn evaluate(net: &Network, data: &DeviceData, batch_size: usize) -> f64 {
-    let n = data.test_labels.size()[0];
+/// Accuracy of `net` in evaluation mode on `images` (`u8`, on the device) with `labels`.
+pub fn evaluate(net: &Network, data: &DeviceData, images: &Tensor, labels: &Tensor, batch_size: usize) -> f64 {
+    let n = labels.size()[0];
     let mut correct = 0i64;
     tch::no_grad(|| {
         for start in (0..n).step_by(batch_size) {
             let len = batch_size.min((n - start) as usize) as i64;
-            let x = data.normalise(&data.test_images.narrow(0, start, len));
+            let x = data.normalise(&images.narrow(0, start, len));
             let pred = net.logits(&x, false).argmax(1, false);
-            correct += pred.eq_tensor(&data.test_labels.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
+            correct += pred.eq_tensor(&labels.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
         }
     });
     correct as f64 / n as f64
+}
+
+/// The fixed test subset of `train.eval_subset`: `size` of the `n_test` test images, drawn from
+/// the run's seed alone (the same in every cycle and on resume), ascending.
+pub fn eval_subset_indices(seed: u64, n_test: usize, size: usize) -> Vec<usize> {
+    use rand::SeedableRng;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ EVAL_SUBSET_SEED);
+    let mut picked = rand::seq::index::sample(&mut rng, n_test, size.min(n_test)).into_vec();
+    picked.sort_unstable();
+    picked
+}
+
+/// Mixed into the run's seed for the evaluation subset, so it is independent of the other draws.
+const EVAL_SUBSET_SEED: u64 = 0x6576_616c_5f73_7562;
+
+/// The steps after which a run of `steps` steps evaluates: every `every` steps and at the end.
+fn evaluation_steps(steps: usize, every: usize) -> Vec<usize> {
+    let mut at: Vec<usize> = (1..=steps / every).map(|i| i * every).collect();
+    if steps % every != 0 {
+        at.push(steps);
+    }
+    at
 }
 
 /// A trained pair of networks and its evaluation history.
@@ -152,14 +178,17 @@ pub struct TrainOutcome {
     pub eval_seconds: f64,
 }
 
-/// Trains a fresh network on `labeled` (and, for MixMatch, `unlabeled`) training indices.
+/// Trains a network on `labeled` (and, for MixMatch, `unlabeled`) training indices: a fresh one,
+/// or, with `warm_start`, one that starts from those weights (the EMA starts there too).
 /// With `checkpointing`, the whole training state is saved periodically and when a stop is
 /// requested (then `TrainError::Interrupted`), and a saved state of the same cycle is resumed.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     config: &ExperimentConfig,
     data: &DeviceData,
     labeled: &[usize],
     unlabeled: &[usize],
+    warm_start: Option<&Network>,
     rng: &mut ChaCha8Rng,
     progress: &ProgressBar,
     checkpointing: Option<&Checkpointing>,
@@ -167,7 +196,10 @@ pub fn train(
     let ds = data.dataset;
     let [c, _, _] = ds.image_shape();
     let classes = ds.num_classes as i64;
-    let live = Network::new(config.model, c, classes, data.device);
+    let mut live = Network::new(config.model, c, classes, data.device);
+    if let Some(previous) = warm_start {
+        live.vs.copy(&previous.vs).map_err(|e| TrainError::WarmStart(crate::experiment::first_line(&e)))?;
+    }
     // The ramp-up in steps, also when given as a fraction of the run.
     let mixmatch = crate::config::MixMatchConfig {
         rampup_steps: config.mixmatch.rampup_steps_for(config.train.steps),
@@ -178,6 +210,14 @@ pub fn train(
     let mut opt = Adam::new(live.vs.trainable_variables(), config.train.lr);
     let decayed: Vec<Tensor> = live.vs.trainable_variables().into_iter().filter(|t| t.dim() >= 2).collect();
     let t = &config.train;
+    // Evaluations before the last `median_of` use the fixed subset, if one is configured.
+    let n_test = data.test_labels.size()[0] as usize;
+    let subset = t.eval_subset.filter(|&k| k < n_test).map(|k| {
+        let idx = crate::data::index_tensor(&eval_subset_indices(config.seed, n_test, k)).to_device(data.device);
+        (data.test_images.index_select(0, &idx), data.test_labels.index_select(0, &idx), k)
+    });
+    let eval_at = evaluation_steps(t.steps, t.eval_every);
+    let whole_set_from = eval_at[eval_at.len().saturating_sub(t.median_of)..].first().copied().unwrap_or(0);
     let mut loop_state = state::LoopState {
         step: 0,
         rng: rng.clone(),
@@ -227,9 +267,13 @@ pub fn train(
         ema.update();
         if (step + 1) % t.eval_every == 0 || step + 1 == t.steps {
             let eval_started = Instant::now();
-            let accuracy = evaluate(&ema_net, data, t.eval_batch_size);
+            let (images, labels, test_images) = match &subset {
+                Some((images, labels, k)) if step + 1 < whole_set_from => (images, labels, Some(*k)),
+                _ => (&data.test_images, &data.test_labels, None),
+            };
+            let accuracy = evaluate(&ema_net, data, images, labels, t.eval_batch_size);
             eval_seconds += eval_started.elapsed().as_secs_f64();
-            loop_state.evaluations.push(Evaluation { step: step + 1, accuracy });
+            loop_state.evaluations.push(Evaluation { step: step + 1, accuracy, test_images });
             progress.set_message(format!("loss {:.3} · EMA test acc {:.2}%", loss.double_value(&[]), 100.0 * accuracy));
         }
         progress.inc(1);
@@ -265,9 +309,28 @@ mod tests {
 
     #[test]
     fn median_of_last_n() {
-        let e = |a: &[f64]| a.iter().enumerate().map(|(i, &x)| Evaluation { step: i, accuracy: x }).collect::<Vec<_>>();
+        let e = |a: &[f64]| {
+            a.iter().enumerate().map(|(i, &x)| Evaluation { step: i, accuracy: x, test_images: None }).collect::<Vec<_>>()
+        };
         assert_eq!(median_of_last(&e(&[0.1, 0.9, 0.5, 0.7]), 3), 0.7);
         assert_eq!(median_of_last(&e(&[0.1, 0.9, 0.5, 0.7]), 2), 0.6);
         assert_eq!(median_of_last(&e(&[0.3]), 20), 0.3);
+    }
+
+    #[test]
+    fn evaluation_steps_every_n_and_at_the_end() {
+        assert_eq!(evaluation_steps(10, 5), vec![5, 10]);
+        assert_eq!(evaluation_steps(12, 5), vec![5, 10, 12]);
+        assert_eq!(evaluation_steps(3, 5), vec![3]);
+    }
+
+    #[test]
+    fn eval_subset_is_fixed_by_the_seed() {
+        let a = eval_subset_indices(3, 10_000, 1000);
+        assert_eq!(a, eval_subset_indices(3, 10_000, 1000), "same seed, same subset");
+        assert_ne!(a, eval_subset_indices(4, 10_000, 1000), "another seed, another subset");
+        assert_eq!(a.len(), 1000);
+        assert!(a.windows(2).all(|w| w[0] < w[1]) && *a.last().unwrap() < 10_000, "distinct, ascending, in range");
+        assert_eq!(eval_subset_indices(3, 50, 80), (0..50).collect::<Vec<_>>(), "larger than the test set: all of it");
     }
 }

@@ -18,6 +18,8 @@ pub enum TrainError {
     Interrupted { step: usize },
     #[error("training checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
+    #[error("train.warm_start: the previous cycle's weights do not fit this network: {0}")]
+    WarmStart(String),
 }
 
 /// Where and how often one cycle's training state is saved, and which run and cycle it belongs
