@@ -17,14 +17,14 @@ fn plan_writes_one_loadable_config_per_job_with_stable_ids() {
     let repo_sweep = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/fmnist-demo.toml");
     let o = plan(&repo_sweep, t.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("6 jobs"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("15 jobs"));
     let tsv = std::fs::read_to_string(t.path().join("fmnist-demo/plan.tsv")).unwrap();
     let ids: Vec<&str> = tsv.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap()).collect();
-    assert_eq!(ids.len(), 6);
+    assert_eq!(ids.len(), 15);
     for id in &ids {
         let cfg = ExperimentConfig::load(&t.path().join("fmnist-demo/jobs").join(id).join("config.toml")).unwrap();
         assert_eq!(&cfg.content_hash(), id);
-        assert_eq!(cfg.train.steps, 300);
+        assert_eq!((cfg.train.steps, cfg.rotnet.steps, cfg.rotnet.seed), (0, 300, Some(0)), "one shared RotNet");
     }
     // Planning again gives the same ids.
     let again = t.path().join("again");
@@ -78,7 +78,8 @@ fn the_papers_protocol_sweeps_plan_with_random_initial_sets_and_the_ablation_gri
             .collect()
     };
     // Figs. 8/9: every strategy from a random initial set; MixMatch exactly for random and the
-    // two consistency strategies; the ramp-up is 1.6 % of the 1,000 steps per cycle.
+    // two consistency strategies; the calibrated regime: warm-started cycles of 1,000 steps,
+    // lambda_u = 10 ramped over 10 % of each.
     let strategies = configs("fmnist-protocol-strategies");
     assert_eq!(strategies.len(), 30);
     for c in &strategies {
@@ -88,7 +89,8 @@ fn the_papers_protocol_sweeps_plan_with_random_initial_sets_and_the_ablation_gri
             QueryStrategy::Random | QueryStrategy::Consistency | QueryStrategy::ConsistencyEmbedding
         );
         assert_eq!(c.method == Method::Mixmatch, semi, "{:?}", c.query.strategy);
-        assert_eq!(c.mixmatch.rampup_steps_for(c.train.steps), 16);
+        assert_eq!(c.mixmatch.rampup_steps_for(c.train.steps), 100);
+        assert_eq!((c.train.warm_start, c.mixmatch.lambda_u, c.train.median_of), (true, 10.0, 3));
     }
     // Figs. 10/11: init {random, diversity} x {Consistency, ours} x 5 seeds.
     let ablation = configs("fmnist-protocol-ablation");
