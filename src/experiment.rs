@@ -399,7 +399,7 @@ fn log(message: &str) {
 
 /// Seeds of cycle `c`: cycle 0 uses the run's seed itself, later cycles derived ones, so any
 /// cycle can be re-run (on resume) exactly as in an uninterrupted run.
-fn cycle_seeds(seed: u64, cycle: usize) -> (ChaCha8Rng, i64) {
+pub(crate) fn cycle_seeds(seed: u64, cycle: usize) -> (ChaCha8Rng, i64) {
     if cycle == 0 {
         return (ChaCha8Rng::seed_from_u64(seed), seed as i64);
     }
@@ -408,7 +408,7 @@ fn cycle_seeds(seed: u64, cycle: usize) -> (ChaCha8Rng, i64) {
 }
 
 /// Training indices in `0..pool` that are not in `labeled`, ascending.
-fn unlabeled_pool(pool: usize, labeled: &[usize]) -> Vec<usize> {
+pub(crate) fn unlabeled_pool(pool: usize, labeled: &[usize]) -> Vec<usize> {
     let is_labeled: std::collections::HashSet<usize> = labeled.iter().copied().collect();
     (0..pool).filter(|i| !is_labeled.contains(i)).collect()
 }

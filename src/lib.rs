@@ -9,6 +9,7 @@ pub mod experiment;
 pub mod interrupt;
 pub mod metrics;
 pub mod models;
+pub mod queries;
 pub mod report;
 pub mod scheduler;
 pub mod select;

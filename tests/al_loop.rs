@@ -213,3 +213,40 @@ fn warm_start_continues_from_the_previous_cycle_and_resumes_its_weights() {
     }
     assert!(cold["config"]["train"].get("warm_start").is_none(), "the default is left out of the result (and the job id)");
 }
+
+#[test]
+fn score_queries_scores_every_runs_first_query_under_one_retrained_model() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 300, 100, false);
+    let dirs: Vec<_> = ["random", "consistency"].iter().map(|s| t.path().join(s)).collect();
+    for (strategy, dir) in ["random", "consistency"].iter().zip(&dirs) {
+        finish(ssal_run(&config(&data, strategy, 20), dir), dir);
+    }
+    let out_dir = |d: &Path| d.join("out").to_str().unwrap().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args(["score-queries", "--common", &out_dir(&dirs[0]), &out_dir(&dirs[0]), &out_dir(&dirs[1])])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // On the CPU the retrained cycle-0 model is the run's own: same evaluations.
+    assert!(stdout.contains("equal the recorded ones"), "{stdout}");
+    let rows: Vec<Vec<&str>> =
+        stdout.lines().filter(|l| l.contains("/out |")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert_eq!((rows[0][3], rows[1][3]), ("Random", "Consistency"), "{stdout}");
+    // Both MixMatch runs share cycle 0, so the common model is also the one Consistency queried
+    // with: its picks (the least consistent candidates) are less consistent than random picks.
+    let c = |row: &Vec<&str>| row[5].parse::<f64>().unwrap();
+    assert!(c(&rows[1]) > c(&rows[0]), "{stdout}");
+    // A run that never queried is refused with the reason.
+    let single = t.path().join("single");
+    finish(ssal_run(&config(&data, "random", 20).replace("budgets = [10, 10]", "budgets = []"), &single), &single);
+    let o = Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args(["score-queries", "--common", &out_dir(&dirs[0]), &out_dir(&single)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("has not finished its first query"));
+}

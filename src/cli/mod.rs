@@ -56,6 +56,17 @@ enum Command {
         #[arg(long, value_enum, default_value = "cpu")]
         device: crate::config::DeviceChoice,
     },
+    /// The paper's Fig. 7 under one model: score the first query (cycle 1) of each RUN under the
+    /// cycle-0 model of COMMON, trained again from its config, and print consistency and
+    /// diversity of every run's picks next to the values each run recorded under its own model.
+    ScoreQueries {
+        /// Run directory (holding result.json) whose cycle-0 model is the common model.
+        #[arg(long)]
+        common: PathBuf,
+        /// Run directories whose first queries are scored (the common run may be one of them).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+    },
     /// Sweeps: TOML grids expanded into jobs with content-hash ids.
     Sweep {
         #[command(subcommand)]
@@ -352,6 +363,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let text: String = chosen.iter().map(|i| format!("{i}\n")).collect();
             write_output(out.as_deref(), &text)
         }
+        Command::ScoreQueries { common, runs } => score_queries(&common, &runs),
         Command::Sweep { command } => sweep::dispatch(command),
         Command::Results { command: ResultsCommand::Ingest { dirs, db } } => {
             let mut store = crate::store::Store::open(&db)?;
@@ -455,4 +467,45 @@ fn open_existing(db: &std::path::Path) -> anyhow::Result<crate::store::Store> {
         bail!("no results database at {} (run `ssal results ingest DIR` first)", db.display());
     }
     Ok(crate::store::Store::open_read_only(db)?)
+}
+
+/// `ssal score-queries`: loads the runs, scores them and prints the table.
+fn score_queries(common: &Path, runs: &[PathBuf]) -> anyhow::Result<()> {
+    let load = |dir: &Path| -> anyhow::Result<crate::experiment::RunResult> {
+        let path = dir.join("result.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a result", path.display()))
+    };
+    let common_result = load(common)?;
+    let results = runs.iter().map(|d| load(d)).collect::<anyhow::Result<Vec<_>>>()?;
+    let out = crate::queries::score_first_queries(&common_result, &results)?;
+    let n = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:.4}"));
+    println!("| run | method | query.strategy | picks | consistency (common model) | diversity (common model) | consistency (own model) | diversity (own model) |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|");
+    for ((dir, r), s) in runs.iter().zip(&results).zip(&out.scores) {
+        println!(
+            "| {} | {:?} | {:?} | {} | {:.4} | {:.4} | {} | {} |",
+            dir.display(),
+            r.config.method,
+            r.config.query.strategy,
+            s.picks,
+            s.consistency,
+            s.diversity,
+            n(s.own_consistency),
+            n(s.own_diversity)
+        );
+    }
+    if out.reproduced {
+        println!("common model: cycle 0 of {}, retrained; its evaluations equal the recorded ones", common.display());
+    } else {
+        let first = |e: &[crate::train::Evaluation]| e.first().map_or(f64::NAN, |e| e.accuracy);
+        eprintln!(
+            "warning: the retrained cycle-0 model of {} does not reproduce its recorded evaluations (first: recorded {:.4}, \
+             retrained {:.4}); the run was made on another device or build, so the common model is comparable, not the same",
+            common.display(),
+            first(&out.recorded),
+            first(&out.retrained)
+        );
+    }
+    Ok(())
 }
