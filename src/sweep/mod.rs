@@ -109,10 +109,11 @@ fn set_field(table: &mut Table, schema: &Table, path: &str, value: Value) -> Res
 pub const VARIANT_AXIS: &str = "variant";
 
 /// Optional config fields: absent from the serialised default, but valid axis names.
-const OPTIONAL_FIELDS: [&str; 7] = [
+const OPTIONAL_FIELDS: [&str; 8] = [
     "dataset.path",
     "dataset.train_subset",
     "dataset.test_subset",
+    "dataset.split_seed",
     "labeled.indices",
     "init.embedding_path",
     "rotnet.seed",
