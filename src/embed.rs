@@ -1,6 +1,6 @@
 //! Self-supervised embeddings of the training pool for initial-set selection: a RotNet trained on
 //! all training images (cached by content hash), or a matrix imported from `.npy`.
-use crate::config::{EmbeddingSource, ExperimentConfig};
+use crate::config::{DatasetName, EmbeddingSource, ExperimentConfig};
 use crate::models::RotNet;
 use crate::select::{read_embeddings_npy, SelectError};
 use crate::train::{DeviceData, EpochSampler};
@@ -41,9 +41,14 @@ pub fn rotnet_cache_key(config: &ExperimentConfig) -> String {
     rot.seed = Some(rot.seed.unwrap_or(config.seed));
     let dataset = toml::to_string(&config.dataset).expect("serialises");
     let rotnet = toml::to_string(&rot).expect("serialises");
-    // The dataset subset depends on the run seed; include it only when a subset is drawn.
+    // The training pool depends on the run seed through a drawn subset, and through an image
+    // folder's split unless `dataset.split_seed` fixes it; include the seed only then.
     let subset_seed = if config.dataset.train_subset.is_some() { config.seed } else { 0 };
-    let text = format!("rotnet-v1\n{dataset}\n{rotnet}\nsubset_seed={subset_seed}\n");
+    let split = match config.dataset.name {
+        DatasetName::ImageFolder => format!("split_seed={}\n", config.dataset.split_seed_for(config.seed)),
+        DatasetName::FashionMnist | DatasetName::Cifar10 => String::new(),
+    };
+    let text = format!("rotnet-v1\n{dataset}\n{rotnet}\nsubset_seed={subset_seed}\n{split}");
     blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }
 
@@ -172,5 +177,16 @@ mod tests {
         let mut c = a.clone();
         c.seed = 1;
         assert_ne!(rotnet_cache_key(&a), rotnet_cache_key(&c));
+        // An image folder's split follows the run seed even when the RotNet's seed is fixed.
+        let folder = |seed, split_seed| {
+            let mut f = ExperimentConfig { seed, ..Default::default() };
+            f.dataset.name = DatasetName::ImageFolder;
+            f.dataset.split_seed = split_seed;
+            f.rotnet.seed = Some(5);
+            rotnet_cache_key(&f)
+        };
+        assert_ne!(folder(0, None), folder(1, None));
+        assert_eq!(folder(0, Some(2)), folder(1, Some(2)));
+        assert_ne!(folder(0, Some(2)), folder(0, Some(3)));
     }
 }
