@@ -411,7 +411,8 @@ fn random_cifar_shaped(train: usize) -> (Dataset, AugmentParams) {
     };
     let (train, test) = (split(train), split(64));
     let (mean, std) = channel_stats(&train.images);
-    let ds = Dataset { name: DatasetName::Cifar10, train, test, num_classes: 10, mean, std };
+    let train_rows = (0..train.len()).map(|i| i.to_string()).collect();
+    let ds = Dataset { name: DatasetName::Cifar10, train, test, num_classes: 10, mean, std, train_rows };
     (ds, AugmentParams { crop_padding: 4, horizontal_flip: true })
 }
 

@@ -78,12 +78,24 @@ pub struct DatasetConfig {
     /// Use only this many test images (a seeded random subset), for quick runs. Default: all.
     #[serde(default)]
     pub test_subset: Option<usize>,
+    /// Seed of the image-folder train/test split and of `test_subset`. Set it when runs with
+    /// different seeds must share one split: a paper's fixed split, or an imported embedding,
+    /// whose rows are the training images of one split. Default: the run's seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// Reflect padding of the random crop, in pixels; 0 disables cropping. Default: 4.
     #[serde(default = "default_crop_padding")]
     pub crop_padding: i64,
     /// Random horizontal flips in augmentation. Default: true.
     #[serde(default = "default_true")]
     pub horizontal_flip: bool,
+}
+
+impl DatasetConfig {
+    /// The seed of the train/test split (and test subset) in a run seeded with `run_seed`.
+    pub fn split_seed_for(&self, run_seed: u64) -> u64 {
+        self.split_seed.unwrap_or(run_seed)
+    }
 }
 
 /// The supported dataset formats.
@@ -95,7 +107,7 @@ pub enum DatasetName {
     FashionMnist,
     /// CIFAR-10 binary batches, 32×32 colour, 10 classes.
     Cifar10,
-    /// One sub-folder per class (Caltech-101 layout), split into train/test by seed.
+    /// One sub-folder per class (Caltech-101 layout), split into train/test by `split_seed`.
     ImageFolder,
 }
 
@@ -485,6 +497,7 @@ impl Default for DatasetConfig {
             image_size: default_image_size(),
             train_subset: None,
             test_subset: None,
+            split_seed: None,
             crop_padding: default_crop_padding(),
             horizontal_flip: true,
         }
@@ -747,6 +760,18 @@ mod tests {
         assert!(is_inert("init.temperature", of(&[("init.strategy", "random")])));
         assert!(!is_inert("init.temperature", of(&[("init.strategy", "diversity")])));
         assert!(!is_inert("train.steps", of(&[("method", "supervised"), ("init.strategy", "random")])));
+    }
+
+    #[test]
+    fn split_seed_defaults_to_the_run_seed_and_left_out_keeps_every_job_id() {
+        // The default config's hash from before dataset.split_seed existed.
+        assert_eq!(ExperimentConfig::default().content_hash(), "fcc0a63bd81f9c2b");
+        let d = DatasetConfig::default();
+        assert_eq!((d.split_seed, d.split_seed_for(7)), (None, 7));
+        let c = ExperimentConfig::from_toml_str("seed = 7\n[dataset]\nsplit_seed = 0\n", Path::new("s.toml")).unwrap();
+        assert_eq!(c.dataset.split_seed_for(c.seed), 0);
+        assert_ne!(c.content_hash(), ExperimentConfig { seed: 7, ..Default::default() }.content_hash());
+        assert_eq!(c.fields()["dataset.split_seed"], "0");
     }
 
     #[test]

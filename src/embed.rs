@@ -1,6 +1,7 @@
 //! Self-supervised embeddings of the training pool for initial-set selection: a RotNet trained on
-//! all training images (cached by content hash), or a matrix imported from `.npy`.
-use crate::config::{EmbeddingSource, ExperimentConfig};
+//! all training images (cached by content hash), or a matrix imported from `.npy`, whose
+//! sidecar proves which training images its rows are.
+use crate::config::{DatasetName, EmbeddingSource, ExperimentConfig};
 use crate::models::RotNet;
 use crate::select::{read_embeddings_npy, SelectError};
 use crate::train::{DeviceData, EpochSampler};
@@ -26,6 +27,99 @@ pub enum EmbedError {
     Rows { path: PathBuf, rows: usize, pool: usize },
     #[error("embedding cache {path}: {message}")]
     Cache { path: PathBuf, message: String },
+    #[error(
+        "{npy}: its rows belong to another image list or split: {sidecar} records {} rows hashing to {}, \
+         this config's training split has {} rows hashing to {}; compute the embedding in the order \
+         `ssal data rows --config CONFIG` prints",
+        .recorded.rows, short(&.recorded.blake3), .expected.rows, short(&.expected.blake3)
+    )]
+    RowOrder { npy: PathBuf, sidecar: PathBuf, recorded: RowsSidecar, expected: RowsSidecar },
+    #[error(
+        "{npy}: no {sidecar} saying which images its rows are (an image folder's training rows depend \
+         on its split): compute the embedding in the order `ssal data rows --config CONFIG` prints, then \
+         write the sidecar with `ssal data rows --config CONFIG --write-sidecar {npy}`"
+    )]
+    NoSidecar { npy: PathBuf, sidecar: PathBuf },
+    #[error("{path}: {message}")]
+    Sidecar { path: PathBuf, message: String },
+}
+
+/// The first characters of a hash, enough to tell two apart in a message.
+fn short(hash: &str) -> String {
+    hash.chars().take(12).collect()
+}
+
+/// The sidecar `FILE.npy.rows.json` of an imported embedding: which training images its rows
+/// are, in order, as a hash, so that an embedding computed on another image list or split is
+/// refused instead of silently pairing features with the wrong images.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowsSidecar {
+    /// Number of rows.
+    pub rows: usize,
+    /// BLAKE3 (hex) of `ssal-rows-v1`, the dataset format and each row's name (as `ssal data
+    /// rows` prints them), each followed by a newline.
+    pub blake3: String,
+}
+
+impl RowsSidecar {
+    /// The sidecar describing the training rows `rows` (`Dataset::train_rows`) of a `dataset`.
+    pub fn of(dataset: DatasetName, rows: &[String]) -> Self {
+        let mut h = blake3::Hasher::new();
+        let name = serde_json::to_value(dataset).expect("serialises");
+        h.update(format!("ssal-rows-v1\n{}\n", name.as_str().expect("a string")).as_bytes());
+        for row in rows {
+            h.update(row.as_bytes());
+            h.update(b"\n");
+        }
+        RowsSidecar { rows: rows.len(), blake3: h.finalize().to_hex().to_string() }
+    }
+
+    /// Where the sidecar of embedding `npy` lives: `npy` with `.rows.json` appended.
+    pub fn path_for(npy: &Path) -> PathBuf {
+        let mut name = npy.as_os_str().to_owned();
+        name.push(".rows.json");
+        PathBuf::from(name)
+    }
+
+    /// Writes the sidecar of `npy`, an embedding of a `dataset`'s training `rows` in order, after
+    /// checking its row count; returns the sidecar's path. Fails as a run would on a bad `.npy`.
+    pub fn write_for(
+        npy: &Path,
+        dataset: DatasetName,
+        rows: &[String],
+    ) -> Result<PathBuf, crate::experiment::RunError> {
+        let (values, dim) = read_embeddings_npy(npy)?;
+        check_rows(npy, values.len() / dim, rows.len())?;
+        let path = Self::path_for(npy);
+        let text = serde_json::to_string(&Self::of(dataset, rows)).expect("serialises") + "\n";
+        crate::experiment::write_text_atomic(&path, &text)?;
+        Ok(path)
+    }
+
+    /// Refuses `npy` unless its sidecar matches a `dataset`'s training `rows`. Image folders need
+    /// a sidecar (their row order depends on the split); for the built-in datasets, whose order
+    /// is fixed, a missing one is accepted.
+    fn check(npy: &Path, dataset: DatasetName, rows: &[String]) -> Result<(), EmbedError> {
+        let sidecar = Self::path_for(npy);
+        let text = match std::fs::read_to_string(&sidecar) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return match dataset {
+                    DatasetName::ImageFolder => Err(EmbedError::NoSidecar { npy: npy.to_path_buf(), sidecar }),
+                    DatasetName::FashionMnist | DatasetName::Cifar10 => Ok(()),
+                };
+            }
+            Err(e) => return Err(EmbedError::Sidecar { path: sidecar, message: e.to_string() }),
+        };
+        let recorded: Self = serde_json::from_str(&text)
+            .map_err(|e| EmbedError::Sidecar { path: sidecar.clone(), message: format!("not a rows sidecar ({e})") })?;
+        let expected = Self::of(dataset, rows);
+        if recorded != expected {
+            return Err(EmbedError::RowOrder { npy: npy.to_path_buf(), sidecar, recorded, expected });
+        }
+        Ok(())
+    }
 }
 
 /// The cache directory: `$SSAL_CACHE` or `~/.cache/ssal`.
@@ -41,9 +135,14 @@ pub fn rotnet_cache_key(config: &ExperimentConfig) -> String {
     rot.seed = Some(rot.seed.unwrap_or(config.seed));
     let dataset = toml::to_string(&config.dataset).expect("serialises");
     let rotnet = toml::to_string(&rot).expect("serialises");
-    // The dataset subset depends on the run seed; include it only when a subset is drawn.
+    // The training pool depends on the run seed through a drawn subset, and through an image
+    // folder's split unless `dataset.split_seed` fixes it; include the seed only then.
     let subset_seed = if config.dataset.train_subset.is_some() { config.seed } else { 0 };
-    let text = format!("rotnet-v1\n{dataset}\n{rotnet}\nsubset_seed={subset_seed}\n");
+    let split = match config.dataset.name {
+        DatasetName::ImageFolder => format!("split_seed={}\n", config.dataset.split_seed_for(config.seed)),
+        DatasetName::FashionMnist | DatasetName::Cifar10 => String::new(),
+    };
+    let text = format!("rotnet-v1\n{dataset}\n{rotnet}\nsubset_seed={subset_seed}\n{split}");
     blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }
 
@@ -58,6 +157,7 @@ pub fn embeddings_for(
         EmbeddingSource::None => Ok(None),
         EmbeddingSource::Npy => {
             let path = config.init.embedding_path.as_ref().expect("validated");
+            RowsSidecar::check(path, data.dataset.name, &data.dataset.train_rows)?;
             let (values, dim) = read_embeddings_npy(path)?;
             check_rows(path, values.len() / dim, pool)?;
             Ok(Some(EmbeddingMatrix { values, dim }))
@@ -159,6 +259,19 @@ mod tests {
     }
 
     #[test]
+    fn rows_sidecar_hashes_the_documented_text() {
+        let rows = ["cup/b.png".to_string(), "airplane/a.png".to_string()];
+        let s = RowsSidecar::of(DatasetName::ImageFolder, &rows);
+        let want = blake3::hash(b"ssal-rows-v1\nimage_folder\ncup/b.png\nairplane/a.png\n").to_hex().to_string();
+        assert_eq!(s, RowsSidecar { rows: 2, blake3: want });
+        // Another order, another dataset format: another sidecar.
+        assert_ne!(s, RowsSidecar::of(DatasetName::ImageFolder, &[rows[1].clone(), rows[0].clone()]));
+        assert_ne!(s, RowsSidecar::of(DatasetName::Cifar10, &rows));
+        assert_eq!(serde_json::to_string(&s).unwrap(), format!("{{\"rows\":2,\"blake3\":\"{}\"}}", s.blake3));
+        assert_eq!(RowsSidecar::path_for(Path::new("d/x.npy")), Path::new("d/x.npy.rows.json"));
+    }
+
+    #[test]
     fn cache_key_tracks_what_matters() {
         let a = ExperimentConfig::default();
         let mut b = a.clone();
@@ -172,5 +285,16 @@ mod tests {
         let mut c = a.clone();
         c.seed = 1;
         assert_ne!(rotnet_cache_key(&a), rotnet_cache_key(&c));
+        // An image folder's split follows the run seed even when the RotNet's seed is fixed.
+        let folder = |seed, split_seed| {
+            let mut f = ExperimentConfig { seed, ..Default::default() };
+            f.dataset.name = DatasetName::ImageFolder;
+            f.dataset.split_seed = split_seed;
+            f.rotnet.seed = Some(5);
+            rotnet_cache_key(&f)
+        };
+        assert_ne!(folder(0, None), folder(1, None));
+        assert_eq!(folder(0, Some(2)), folder(1, Some(2)));
+        assert_ne!(folder(0, Some(2)), folder(0, Some(3)));
     }
 }

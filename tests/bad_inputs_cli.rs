@@ -129,3 +129,94 @@ fn run_refuses_sizes_the_pool_cannot_hold_before_training() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(r["labeled_indices"].as_array().unwrap().len(), 50);
 }
+
+/// Runs `ssal data rows --config CFG` plus `extra`.
+fn data_rows(cfg: &Path, extra: &[&str]) -> Output {
+    ssal(&[&["data", "rows", "--config", cfg.to_str().unwrap()][..], extra].concat())
+}
+
+/// `[init]` choosing 4 images by k-center greedy on the imported embedding `npy`.
+fn npy_init(npy: &Path) -> String {
+    format!(
+        "[init]\nstrategy = \"diversity\"\ntemperature = 0\nembedding = \"npy\"\nembedding_path = \"{}\"\n",
+        npy.display()
+    )
+}
+
+#[test]
+fn run_refuses_an_image_folder_embedding_of_another_split_or_without_sidecar() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("folder");
+    // 31 training images with the default test fraction 0.1 (1 + 2 + 1 held out).
+    common::write_image_folder(&data, &[("airplane", 10), ("bonsai", 20), ("cup", 5)]);
+    let npy = write_npy(&t.path().join("emb.npy"), 31, 2, 0);
+    let cfg = |split_seed: u64| {
+        format!(
+            "device = \"cpu\"\nseed = 3\n[dataset]\nname = \"image_folder\"\npath = \"{}\"\nimage_size = 16\n\
+             split_seed = {split_seed}\n[labeled]\nsize = 4\n[train]\nsteps = 0\n{}",
+            data.display(),
+            npy_init(&npy)
+        )
+    };
+    let run = |name: &str, split_seed| common::run_config(&cfg(split_seed), &t.path().join(name), &[]);
+    let cfg0 = t.path().join("split0.toml");
+    std::fs::write(&cfg0, cfg(0)).unwrap();
+
+    // Without a sidecar nothing says which images the rows are: refused, naming the fix.
+    let (out, r) = run("none", 0);
+    refused_run(&out, &r, &["emb.npy", "emb.npy.rows.json", "ssal data rows --config", "--write-sidecar"]);
+
+    // The training images in row order, as the feature extractor must follow them.
+    let o = data_rows(&cfg0, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+    assert_eq!(rows.len(), 31);
+    assert!(rows.iter().all(|r| r.ends_with(".png") && data.join(r).is_file()), "{rows:?}");
+
+    // A sidecar is written only for an embedding with one row per training image.
+    let short = write_npy(&t.path().join("short.npy"), 30, 2, 0);
+    refused(&data_rows(&cfg0, &["--write-sidecar", short.to_str().unwrap()]), &["short.npy", "30 rows", "31 images"]);
+    let o = data_rows(&cfg0, &["--write-sidecar", npy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(t.path().join("emb.npy.rows.json").is_file());
+
+    // Split seed 0, as the sidecar says: accepted, for any run seed.
+    let (out, r) = run("right", 0);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(r["labeled_indices"].as_array().unwrap().len(), 4);
+    // Split seed 1: as many training images, other ones.
+    let (out, r) = run("wrong", 1);
+    refused_run(&out, &r, &["emb.npy", "emb.npy.rows.json", "another image list or split", "31 rows"]);
+}
+
+#[test]
+fn a_built_in_dataset_embedding_needs_no_sidecar_but_a_present_one_is_checked() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 400, 50, false);
+    let npy = write_npy(&t.path().join("emb.npy"), 40, 2, 0);
+    // 40 of the 400 images, drawn with the run's seed.
+    let cfg = |seed: u64| {
+        format!("seed = {seed}\n{}", config(&data, &npy_init(&npy)))
+            .replace("[dataset]\n", "[dataset]\ntrain_subset = 40\n")
+            .replace("steps = 5", "steps = 0")
+            .replace("size = 20", "size = 4")
+    };
+    let run = |name: &str, seed| common::run_config(&cfg(seed), &t.path().join(name), &[]);
+    let (out, _) = run("old", 0);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let cfg0 = t.path().join("seed0.toml");
+    std::fs::write(&cfg0, cfg(0)).unwrap();
+    let o = data_rows(&cfg0, &[]);
+    let rows = String::from_utf8_lossy(&o.stdout).lines().map(|l| l.parse::<usize>().unwrap()).collect::<Vec<_>>();
+    assert_eq!(rows.len(), 40);
+    assert!(rows.windows(2).all(|w| w[0] < w[1]) && rows[39] < 400, "{rows:?}");
+    let o = data_rows(&cfg0, &["--write-sidecar", npy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (out, _) = run("same", 0);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Seed 1 draws another 40 images.
+    let (out, r) = run("other", 1);
+    refused_run(&out, &r, &["emb.npy.rows.json", "another image list or split"]);
+}

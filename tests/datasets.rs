@@ -82,20 +82,11 @@ fn cifar10_binary_batches() {
     assert!(e.contains("data_batch_3.bin") && e.contains("label 12"), "{e}");
 }
 
-fn write_png(path: &Path, value: u8) {
-    image::RgbImage::from_pixel(12, 9, image::Rgb([value, value / 2, 255 - value])).save(path).unwrap();
-}
-
 #[test]
 fn image_folder_split_is_stratified_seeded_and_resized() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    for (c, n) in [("airplane", 10), ("bonsai", 20), ("cup", 5)] {
-        std::fs::create_dir(d.join(c)).unwrap();
-        for i in 0..n {
-            write_png(&d.join(c).join(format!("img_{i:03}.png")), (i * 10) as u8);
-        }
-    }
+    common::write_image_folder(d, &[("airplane", 10), ("bonsai", 20), ("cup", 5)]);
     std::fs::write(d.join("cup").join("notes.txt"), "not an image").unwrap();
     let a = load_image_folder(d, 16, 0.1, 1).unwrap();
     assert_eq!(a.num_classes, 3);
@@ -116,13 +107,63 @@ fn image_folder_split_is_stratified_seeded_and_resized() {
     assert!(a.std.iter().all(|s| *s > 0.0));
 }
 
+/// An image-folder config on `dir` (16×16 images) with the given run and split seeds.
+fn folder_config(dir: &Path, seed: u64, split_seed: Option<u64>) -> ExperimentConfig {
+    let mut cfg = ExperimentConfig { seed, ..Default::default() };
+    cfg.dataset.name = DatasetName::ImageFolder;
+    cfg.dataset.path = Some(dir.to_path_buf());
+    cfg.dataset.image_size = 16;
+    cfg.dataset.test_fraction = 0.5;
+    cfg.dataset.split_seed = split_seed;
+    cfg
+}
+
+#[test]
+fn split_seed_fixes_the_image_folder_split_across_run_seeds() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    common::write_image_folder(d, &[("airplane", 10), ("bonsai", 20), ("cup", 5)]);
+    let load = |seed, split_seed| Dataset::load(&folder_config(d, seed, split_seed)).unwrap();
+    // Two run seeds, one split seed: one split.
+    let (a, b) = (load(1, Some(0)), load(2, Some(0)));
+    assert_eq!(a.train_rows, b.train_rows);
+    assert!(a.test.images.equal(&b.test.images) && a.test.labels.equal(&b.test.labels));
+    // Rows are named by their paths in the folder: 5 + 10 + 2 of 35 images train.
+    assert_eq!(a.train_rows.len(), 17);
+    assert!(
+        a.train_rows
+            .iter()
+            .all(|r| r.starts_with("airplane/img_") || r.starts_with("bonsai/img_") || r.starts_with("cup/img_")),
+        "{:?}",
+        a.train_rows
+    );
+    // Another split seed, another split.
+    assert_ne!(load(1, Some(1)).train_rows, a.train_rows);
+    // Left out, the run's seed splits, as before the field existed.
+    let old = load_image_folder(d, 16, 0.5, 3).unwrap();
+    let none = load(3, None);
+    assert_eq!(none.train_rows, old.train_rows);
+    assert!(none.test.images.equal(&old.test.images));
+    assert_ne!(load(4, None).train_rows, none.train_rows);
+    // The test subset follows the split seed too: one evaluation set for every run seed.
+    let subset = |seed, split_seed| {
+        let mut cfg = folder_config(d, seed, split_seed);
+        cfg.dataset.test_subset = Some(5);
+        Dataset::load(&cfg).unwrap().test
+    };
+    let (x, y) = (subset(1, Some(0)), subset(2, Some(0)));
+    assert!(x.images.equal(&y.images) && x.labels.equal(&y.labels));
+    let (x, y) = (subset(1, Some(0)), subset(1, Some(1)));
+    assert!(!(x.images.equal(&y.images) && x.labels.equal(&y.labels)));
+}
+
 #[test]
 fn image_folder_errors_name_the_folder_or_file() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     std::fs::create_dir(d.join("a")).unwrap();
     std::fs::create_dir(d.join("b_empty")).unwrap();
-    write_png(&d.join("a").join("x.png"), 1);
+    common::write_png(&d.join("a").join("x.png"), 1);
     let e = load_image_folder(d, 16, 0.1, 0).unwrap_err().to_string();
     assert!(e.contains("b_empty") && e.contains("no .jpg"), "{e}");
     std::fs::write(d.join("b_empty").join("broken.png"), b"\x89PNG garbage").unwrap();

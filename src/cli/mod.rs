@@ -67,6 +67,11 @@ enum Command {
         #[arg(required = true)]
         runs: Vec<PathBuf>,
     },
+    /// Datasets as a run sees them, for embeddings computed outside ssal.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Sweeps: TOML grids expanded into jobs with content-hash ids.
     Sweep {
         #[command(subcommand)]
@@ -112,6 +117,24 @@ enum Command {
     },
     /// Print the torch build and whether CUDA is usable.
     Info,
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Print the config's training images in row order, one per line.
+    ///
+    /// Paths relative to dataset.path for image folders, indices in the training file(s)
+    /// otherwise. An imported embedding (init.embedding = "npy") must have one row per line in
+    /// this order, which its sidecar FILE.npy.rows.json proves (required for image folders).
+    Rows {
+        /// Experiment config (TOML): its dataset section, split seed and seed fix the rows.
+        #[arg(long)]
+        config: PathBuf,
+        /// Instead of printing, write the sidecar FILE.npy.rows.json of this embedding, whose
+        /// rows you computed in the printed order (its row count is checked).
+        #[arg(long, value_name = "FILE.npy")]
+        write_sidecar: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,6 +387,22 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             write_output(out.as_deref(), &text)
         }
         Command::ScoreQueries { common, runs } => score_queries(&common, &runs),
+        Command::Data { command: DataCommand::Rows { config, write_sidecar } } => {
+            let dataset = crate::data::Dataset::load(&ExperimentConfig::load(&config)?)?;
+            match write_sidecar {
+                Some(npy) => {
+                    let sidecar = crate::embed::RowsSidecar::write_for(&npy, dataset.name, &dataset.train_rows)?;
+                    println!(
+                        "wrote {} ({} training rows of {})",
+                        sidecar.display(),
+                        dataset.train_rows.len(),
+                        config.display()
+                    );
+                    Ok(())
+                }
+                None => write_output(None, &dataset.train_rows.iter().map(|r| format!("{r}\n")).collect::<String>()),
+            }
+        }
         Command::Sweep { command } => sweep::dispatch(command),
         Command::Results { command: ResultsCommand::Ingest { dirs, db } } => {
             let mut store = crate::store::Store::open(&db)?;

@@ -1,5 +1,5 @@
 //! The CIFAR-10 binary format: records of one label byte and 3×32×32 pixel bytes.
-use super::{DataError, Dataset, Split};
+use super::{indexed_rows, DataError, Dataset, Split};
 use crate::config::DatasetName;
 use std::path::Path;
 
@@ -12,6 +12,7 @@ pub fn load_cifar10(dir: &Path) -> Result<Dataset, DataError> {
     let test = read_batches(&[dir.join("test_batch.bin")])?;
     Ok(Dataset {
         name: DatasetName::Cifar10,
+        train_rows: indexed_rows(train.len()),
         train,
         test,
         num_classes: 10,

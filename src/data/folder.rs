@@ -12,7 +12,8 @@ const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 /// Loads `dir/<class>/<image>` files; classes are the sorted sub-folder names.
 ///
 /// Each class keeps `round(n · test_fraction)` images (at least one when it has two or more)
-/// for testing, drawn with `seed`, so the split is stratified and reproducible.
+/// for testing, drawn with `seed` (the config's `dataset.split_seed`), so the split is
+/// stratified and reproducible. The training rows are named by their paths relative to `dir`.
 pub fn load_image_folder(dir: &Path, size: u32, test_fraction: f64, seed: u64) -> Result<Dataset, DataError> {
     let mut classes: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| DataError::io(dir, e))?
@@ -53,7 +54,9 @@ pub fn load_image_folder(dir: &Path, size: u32, test_fraction: f64, seed: u64) -
     let train = decode_all(&train_files, size)?;
     let test = decode_all(&test_files, size)?;
     let (mean, std) = channel_stats(&train.images);
-    Ok(Dataset { name: DatasetName::ImageFolder, train, test, num_classes: classes.len(), mean, std })
+    let train_rows =
+        train_files.iter().map(|(f, _)| f.strip_prefix(dir).unwrap_or(f).to_string_lossy().into_owned()).collect();
+    Ok(Dataset { name: DatasetName::ImageFolder, train, test, num_classes: classes.len(), mean, std, train_rows })
 }
 
 /// Decodes and resizes images on all cores, keeping the input order.

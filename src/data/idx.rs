@@ -1,5 +1,5 @@
 //! The IDX format of (Fashion-)MNIST: big-endian magic, dimension sizes, then `u8` data.
-use super::{read_maybe_gz, DataError, Dataset, Split};
+use super::{indexed_rows, read_maybe_gz, DataError, Dataset, Split};
 use crate::config::DatasetName;
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,15 @@ use std::path::{Path, PathBuf};
 pub fn load_fashion_mnist(dir: &Path) -> Result<Dataset, DataError> {
     let train = load_pair(dir, "train")?;
     let test = load_pair(dir, "t10k")?;
-    Ok(Dataset { name: DatasetName::FashionMnist, train, test, num_classes: 10, mean: vec![0.2860], std: vec![0.3530] })
+    Ok(Dataset {
+        name: DatasetName::FashionMnist,
+        train_rows: indexed_rows(train.len()),
+        train,
+        test,
+        num_classes: 10,
+        mean: vec![0.2860],
+        std: vec![0.3530],
+    })
 }
 
 fn load_pair(dir: &Path, prefix: &str) -> Result<Split, DataError> {

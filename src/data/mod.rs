@@ -97,24 +97,32 @@ pub struct Dataset {
     /// Per-channel mean and standard deviation on the [0, 1] scale.
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// Which image each training row is, in row order: its path relative to the dataset folder
+    /// (image folders) or its index in the training file(s) (built-in datasets). An imported
+    /// embedding proves against it that its rows are these images (`crate::embed::RowsSidecar`).
+    pub train_rows: Vec<String>,
 }
 
 impl Dataset {
-    /// Loads the dataset a config names and applies its seeded train/test subsets.
+    /// Loads the dataset a config names and applies its seeded train/test subsets. The image-folder
+    /// split and the test subset follow `dataset.split_seed`; the training subset, the run's seed.
     pub fn load(config: &ExperimentConfig) -> Result<Self, DataError> {
         let dir = config.dataset_dir()?;
+        let split_seed = config.dataset.split_seed_for(config.seed);
         let mut ds = match config.dataset.name {
             DatasetName::FashionMnist => load_fashion_mnist(&dir)?,
             DatasetName::Cifar10 => load_cifar10(&dir)?,
             DatasetName::ImageFolder => {
-                load_image_folder(&dir, config.dataset.image_size, config.dataset.test_fraction, config.seed)?
+                load_image_folder(&dir, config.dataset.image_size, config.dataset.test_fraction, split_seed)?
             }
         };
         if let Some(n) = config.dataset.train_subset {
-            ds.train = seeded_subset(&ds.train, n, config.seed, "train_subset")?;
+            let idx = seeded_subset(ds.train.len(), n, config.seed, "train_subset")?;
+            ds.train = ds.train.select(&idx);
+            ds.train_rows = idx.iter().map(|&i| std::mem::take(&mut ds.train_rows[i])).collect();
         }
         if let Some(n) = config.dataset.test_subset {
-            ds.test = seeded_subset(&ds.test, n, config.seed ^ 0x7e57, "test_subset")?;
+            ds.test = ds.test.select(&seeded_subset(ds.test.len(), n, split_seed ^ 0x7e57, "test_subset")?);
         }
         Ok(ds)
     }
@@ -147,17 +155,22 @@ pub fn index_tensor(indices: &[usize]) -> Tensor {
     Tensor::from_slice(&v)
 }
 
-fn seeded_subset(split: &Split, n: usize, seed: u64, what: &str) -> Result<Split, DataError> {
-    if n == 0 || n > split.len() {
+/// The training rows of a built-in dataset: each image's index in its training file(s).
+pub(crate) fn indexed_rows(n: usize) -> Vec<String> {
+    (0..n).map(|i| i.to_string()).collect()
+}
+
+/// The sorted indices of a seeded random subset of `n` of a split's `len` images.
+fn seeded_subset(len: usize, n: usize, seed: u64, what: &str) -> Result<Vec<usize>, DataError> {
+    if n == 0 || n > len {
         return Err(DataError::Config(crate::config::ConfigError::Invalid(format!(
-            "dataset.{what} = {n} but the split has {} images",
-            split.len()
+            "dataset.{what} = {n} but the split has {len} images"
         ))));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5b5e7);
-    let mut idx = sample(&mut rng, split.len(), n).into_vec();
+    let mut idx = sample(&mut rng, len, n).into_vec();
     idx.sort_unstable();
-    Ok(split.select(&idx))
+    Ok(idx)
 }
 
 /// Reads a whole file, gunzipping it when it starts with the gzip magic bytes.

@@ -109,14 +109,18 @@ fn set_field(table: &mut Table, schema: &Table, path: &str, value: Value) -> Res
 pub const VARIANT_AXIS: &str = "variant";
 
 /// Optional config fields: absent from the serialised default, but valid axis names.
-const OPTIONAL_FIELDS: [&str; 7] = [
+const OPTIONAL_FIELDS: [&str; 11] = [
     "dataset.path",
     "dataset.train_subset",
     "dataset.test_subset",
+    "dataset.split_seed",
     "labeled.indices",
     "init.embedding_path",
     "rotnet.seed",
     "query.pool_subset",
+    "train.warm_start",
+    "train.eval_subset",
+    "mixmatch.rampup_fraction",
 ];
 
 /// The full default config as a TOML table plus optional fields, for checking axis names.
@@ -378,6 +382,15 @@ seed = 9
         // An include that equals a grid job adds nothing.
         let p = plan("[grid]\nseed = [0, 1]\n[[include]]\nseed = 1\n").unwrap();
         assert_eq!(p.jobs.len(), 2);
+    }
+
+    #[test]
+    fn optional_fields_are_axes() {
+        let p = plan("[grid]\ntrain.warm_start = [false, true]\ntrain.eval_subset = [500]\nmixmatch.rampup_fraction = [0.1]\n")
+            .unwrap();
+        assert_eq!(p.jobs.len(), 2);
+        assert!(p.jobs.iter().all(|j| j.config.train.eval_subset == Some(500) && j.config.mixmatch.rampup_fraction == Some(0.1)));
+        assert_eq!(p.jobs.iter().filter(|j| j.config.train.warm_start).count(), 1);
     }
 
     #[test]

@@ -67,3 +67,19 @@ pub fn run_config(cfg: &str, dir: &Path, env: &[(&str, &Path)]) -> (std::process
         .unwrap_or(serde_json::Value::Null);
     (out, json)
 }
+
+/// A 12×9 PNG of one colour set by `value`.
+pub fn write_png(path: &Path, value: u8) {
+    image::RgbImage::from_pixel(12, 9, image::Rgb([value, value / 2, 255 - value])).save(path).unwrap();
+}
+
+/// Writes an image folder: one sub-folder per `(class, n)` holding `img_000.png` … of colours
+/// 0, 10, 20, …, so that (class, colour) names an image.
+pub fn write_image_folder(dir: &Path, classes: &[(&str, usize)]) {
+    for &(class, n) in classes {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..n {
+            write_png(&dir.join(class).join(format!("img_{i:03}.png")), (i * 10) as u8);
+        }
+    }
+}
