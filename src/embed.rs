@@ -146,34 +146,63 @@ pub fn rotnet_cache_key(config: &ExperimentConfig) -> String {
     blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }
 
-/// The embedding a config asks for, or `None` for `init.embedding = "none"`.
+/// Where an initial-set embedding came from (for the run's log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingOrigin {
+    /// `init.embedding = "none"`.
+    None,
+    /// An imported `.npy`.
+    Imported,
+    /// A RotNet embedding found in the cache (possibly after waiting for another process that
+    /// was training it).
+    Cached,
+    /// A RotNet trained by this process and written to the cache.
+    Trained,
+}
+
+/// The embedding a config asks for, or `None` for `init.embedding = "none"`. A RotNet embedding
+/// is trained at most once per cache: the cache entry is locked (an OS file lock next to it)
+/// while it is looked up and trained, so a second process with the same RotNet config waits for
+/// the first and then reads its result.
 pub fn embeddings_for(
     config: &ExperimentConfig,
     data: &DeviceData,
     progress: &ProgressBar,
-) -> Result<Option<EmbeddingMatrix>, EmbedError> {
+) -> Result<(Option<EmbeddingMatrix>, EmbeddingOrigin), EmbedError> {
     let pool = data.dataset.train.len();
     match config.init.embedding {
-        EmbeddingSource::None => Ok(None),
+        EmbeddingSource::None => Ok((None, EmbeddingOrigin::None)),
         EmbeddingSource::Npy => {
             let path = config.init.embedding_path.as_ref().expect("validated");
             RowsSidecar::check(path, data.dataset.name, &data.dataset.train_rows)?;
             let (values, dim) = read_embeddings_npy(path)?;
             check_rows(path, values.len() / dim, pool)?;
-            Ok(Some(EmbeddingMatrix { values, dim }))
+            Ok((Some(EmbeddingMatrix { values, dim }), EmbeddingOrigin::Imported))
         }
         EmbeddingSource::Rotnet => {
             let path = cache_dir().join("embeddings").join(format!("rotnet-{}.npy", rotnet_cache_key(config)));
+            let _lock = lock_cache_entry(&path)?;
             if path.is_file() {
                 let (values, dim) = read_embeddings_npy(&path)?;
                 check_rows(&path, values.len() / dim, pool)?;
-                return Ok(Some(EmbeddingMatrix { values, dim }));
+                return Ok((Some(EmbeddingMatrix { values, dim }), EmbeddingOrigin::Cached));
             }
             let m = train_rotnet(config, data, progress);
             write_npy_atomic(&path, &m)?;
-            Ok(Some(m))
+            Ok((Some(m), EmbeddingOrigin::Trained))
         }
     }
+}
+
+/// Takes the exclusive lock `<entry>.lock` of a cache entry, waiting while another process holds
+/// it (the lock goes with the process, however it ends).
+fn lock_cache_entry(entry: &Path) -> Result<std::fs::File, EmbedError> {
+    let lock = entry.with_extension("npy.lock");
+    let err = |e: std::io::Error| EmbedError::Cache { path: lock.clone(), message: e.to_string() };
+    std::fs::create_dir_all(lock.parent().expect("has parent")).map_err(err)?;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(err)?;
+    file.lock().map_err(err)?;
+    Ok(file)
 }
 
 fn check_rows(path: &Path, rows: usize, pool: usize) -> Result<(), EmbedError> {

@@ -2,7 +2,7 @@
 //! self-describing `result.json` (written atomically).
 use crate::config::{DeviceChoice, ExperimentConfig, InitStrategy};
 use crate::data::{AugmentParams, DataError, Dataset};
-use crate::embed::{embeddings_for, EmbedError, EmbeddingMatrix};
+use crate::embed::{embeddings_for, EmbedError, EmbeddingMatrix, EmbeddingOrigin};
 use crate::metrics::{class_distribution_distance, class_histogram, diversity};
 use crate::models::Network;
 use crate::select::{diversity_sample, diversity_sample_on, query, score_pool, Embeddings, SelectError};
@@ -525,8 +525,13 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         let query_started: Instant;
         let (selected, diversity_value, consistency_value) = if cycle == 0 {
             let bar = progress_bar("embed");
-            let embedding = embeddings_for(config, &data, &bar)?;
+            let (embedding, origin) = embeddings_for(config, &data, &bar)?;
             bar.finish_and_clear();
+            match origin {
+                EmbeddingOrigin::Trained => log("initial-set embedding: RotNet trained and cached"),
+                EmbeddingOrigin::Cached => log("initial-set embedding: RotNet from the cache"),
+                EmbeddingOrigin::None | EmbeddingOrigin::Imported => {}
+            }
             query_started = Instant::now();
             let labeled = initial_labeled(config, dataset.train.len(), embedding.as_ref(), device)?;
             let div = embedding.as_ref().map(|m| diversity(&m.values, m.dim, &labeled));

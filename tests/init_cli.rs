@@ -64,7 +64,11 @@ fn rotnet_embedding_is_cached_and_reused() {
     let cache = t.path().join("cache");
     let (o, first) = run(&t.path().join("a"), &cfg, &cache);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let files: Vec<_> = std::fs::read_dir(cache.join("embeddings")).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(cache.join("embeddings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+        .collect();
     assert_eq!(files.len(), 1);
     let (values, dim) = ssal::select::read_embeddings_npy(&files[0]).unwrap();
     assert_eq!((values.len() / dim, dim), (60, 8));
@@ -75,4 +79,40 @@ fn rotnet_embedding_is_cached_and_reused() {
     // Without the cache the same seed recomputes the same embedding and selection.
     let (_, third) = run(&t.path().join("c"), &cfg, &t.path().join("fresh"));
     assert_eq!(first["labeled_indices"], third["labeled_indices"]);
+}
+
+#[test]
+fn concurrent_runs_with_one_rotnet_config_train_it_once() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 60, 10, false);
+    // Long enough (a few seconds) that the three processes are all looking for it at once.
+    let cfg = format!(
+        "{}[init]\nstrategy = \"diversity\"\nembedding = \"rotnet\"\n[rotnet]\nsteps = 200\nwidth = 4\nbatch_size = 8\nseed = 0\n",
+        base(&data)
+    );
+    let cache = t.path().join("cache");
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let dir = t.path().join(format!("r{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cfg.toml"), cfg.replace("seed = 4", &format!("seed = {i}"))).unwrap();
+            std::process::Command::new(env!("CARGO_BIN_EXE_ssal"))
+                .args(["run", "--config", dir.join("cfg.toml").to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
+                .env("SSAL_CACHE", &cache)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let logs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stderr).into_owned()
+        })
+        .collect();
+    let count = |what: &str| logs.iter().filter(|l| l.contains(what)).count();
+    assert_eq!((count("RotNet trained"), count("RotNet from the cache")), (1, 2), "{logs:#?}");
 }
