@@ -413,6 +413,17 @@ pub(crate) fn unlabeled_pool(pool: usize, labeled: &[usize]) -> Vec<usize> {
     (0..pool).filter(|i| !is_labeled.contains(i)).collect()
 }
 
+/// What a run's data needs before it can move to the device: the dataset (sizes checked against
+/// the config), the device and the augmentation.
+pub(crate) fn load_for_run(config: &ExperimentConfig) -> Result<(Dataset, Device, AugmentParams), RunError> {
+    let device = resolve_device(config.device)?;
+    let dataset = Dataset::load(config)?;
+    check_sizes(config, dataset.train.len())?;
+    let augment =
+        AugmentParams { crop_padding: config.dataset.crop_padding, horizontal_flip: config.dataset.horizontal_flip };
+    Ok((dataset, device, augment))
+}
+
 /// A finished or interrupted earlier run of the same config in `path`, if any. A result of a
 /// different config is never overwritten.
 fn previous_result(path: &Path, config: &ExperimentConfig) -> Result<Option<RunResult>, RunError> {
@@ -476,11 +487,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         return Ok(done.clone());
     }
     std::fs::create_dir_all(out_dir).map_err(|source| RunError::Write { path: out_dir.to_path_buf(), source })?;
-    let device = resolve_device(config.device)?;
-    let dataset = Dataset::load(config)?;
-    check_sizes(config, dataset.train.len())?;
-    let augment =
-        AugmentParams { crop_padding: config.dataset.crop_padding, horizontal_flip: config.dataset.horizontal_flip };
+    let (dataset, device, augment) = load_for_run(config)?;
     let data = DeviceData::new(&dataset, device, augment);
     let train_labels: Vec<usize> = dataset.train.label_vec().iter().map(|&l| l as usize).collect();
     let pool_hist = class_histogram(&train_labels, dataset.num_classes);

@@ -6,8 +6,7 @@
 //! on the CPU training is deterministic, so the retrained model reproduces the recorded
 //! evaluations exactly, and [`CommonScores::reproduced`] says whether it did.
 use crate::config::ExperimentConfig;
-use crate::data::{AugmentParams, Dataset};
-use crate::experiment::{check_sizes, cycle_seeds, resolve_device, unlabeled_pool, RunError, RunResult};
+use crate::experiment::{cycle_seeds, load_for_run, unlabeled_pool, RunError, RunResult};
 use crate::metrics::diversity;
 use crate::select::score_pool;
 use crate::train::{train, DeviceData, Evaluation};
@@ -55,11 +54,7 @@ pub fn score_first_queries(common: &RunResult, runs: &[RunResult]) -> Result<Com
             return Err(RunError::Size(format!("run {} has not finished its first query (cycle 1)", i + 1)));
         }
     }
-    let device = resolve_device(config.device)?;
-    let dataset = Dataset::load(config)?;
-    check_sizes(config, dataset.train.len())?;
-    let augment =
-        AugmentParams { crop_padding: config.dataset.crop_padding, horizontal_flip: config.dataset.horizontal_flip };
+    let (dataset, device, augment) = load_for_run(config)?;
     let data = DeviceData::new(&dataset, device, augment);
     // Cycle 0 exactly as `experiment::run` trains it: the run's seeds, its recorded initial set.
     let labeled = &common.cycles[0].selected;
