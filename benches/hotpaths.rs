@@ -147,28 +147,37 @@ fn ms(x: f64) -> f64 {
     x * 1e3
 }
 
-/// The diversity sections' N × d matrix of uniform values (seed 7), also written to
-/// `<temp dir>/x.npy` for the Python reference.
-fn uniform_matrix(n: usize, d: usize) -> (Vec<f32>, tempfile::TempDir) {
+/// The diversity sections' N × d matrix of uniform values (seed 7).
+fn uniform_matrix(n: usize, d: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let values: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>()).collect();
-    let dir = tempfile::tempdir().expect("temp dir");
-    Tensor::from_slice(&values).view([n as i64, d as i64]).write_npy(dir.path().join("x.npy")).expect("writes .npy");
-    (values, dir)
+    (0..n * d).map(|_| rng.random::<f32>()).collect()
 }
 
-/// k = 1,000 picks from N = 50,000 × d = 512: ssal vs BADGE-style NumPy, and vs k streaming reads.
-fn diversity() {
-    let (n, d, k) = (50_000usize, 512usize, 1_000usize);
-    let (values, dir) = uniform_matrix(n, d);
-    let npy = dir.path().join("x.npy");
-    let emb = Embeddings::new(&values, d).expect("finite");
-    let first = 0usize;
+/// A row-major matrix with `d` columns written to `<temp dir>/x.npy`, for the Python reference.
+fn npy_in_temp_dir(values: &[f32], d: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rows = (values.len() / d) as i64;
+    Tensor::from_slice(values).view([rows, d as i64]).write_npy(dir.path().join("x.npy")).expect("writes .npy");
+    dir
+}
 
-    // The floor: k full streaming reads of the matrix, on all cores (sampled: k/10 reads × 10).
+/// The memory-bandwidth floor of unpruned diversity sampling: k streaming reads of a matrix.
+struct Floor {
+    /// Seconds for k reads on all cores.
+    seconds: f64,
+    gbps: f64,
+    threads: usize,
+    /// Reads actually timed (k/10, at least one); `seconds` is scaled up from them.
+    reads: usize,
+}
+
+/// k full streaming reads of `values` on all cores, the time an unpruned sampler needs at least
+/// (each pick reads every point once); sampled as k/10 reads and scaled. Measured on each matrix
+/// because the rate depends on its size (a small matrix stays in the caches).
+fn bandwidth_floor(values: &[f32], k: usize) -> Floor {
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let chunk = values.len().div_ceil(threads);
-    let reads = k / 10;
+    let reads = (k / 10).max(1);
     let t0 = Instant::now();
     let mut sink = 0f32;
     for _ in 0..reads {
@@ -190,9 +199,21 @@ fn diversity() {
             parts.into_iter().map(|h| h.join().unwrap()).sum::<f32>()
         });
     }
-    let floor = t0.elapsed().as_secs_f64() * (k / reads) as f64;
+    let timed = t0.elapsed().as_secs_f64();
     assert!(sink.is_finite());
-    let gbps = (n * d * 4 * reads) as f64 / (floor / (k / reads) as f64) / 1e9;
+    let gbps = (values.len() * 4 * reads) as f64 / timed / 1e9;
+    Floor { seconds: timed * k as f64 / reads as f64, gbps, threads, reads }
+}
+
+/// k = 1,000 picks from N = 50,000 × d = 512: ssal vs BADGE-style NumPy, and vs k streaming reads.
+fn diversity() {
+    let (n, d, k) = (50_000usize, 512usize, 1_000usize);
+    let values = uniform_matrix(n, d);
+    let dir = npy_in_temp_dir(&values, d);
+    let npy = dir.path().join("x.npy");
+    let emb = Embeddings::new(&values, d).expect("finite");
+    let first = 0usize;
+    let Floor { seconds: floor, gbps, threads, reads } = bandwidth_floor(&values, k);
 
     for temperature in [0.0, 0.5] {
         reset_peak_rss();
@@ -251,7 +272,8 @@ fn diversity() {
 /// (the floor). The device timings include copying the matrix to the device.
 fn diversity_device(device: Device) {
     let (n, d, k) = if smoke() { (2_000usize, 64usize, 50usize) } else { (50_000, 512, 1_000) };
-    let (values, dir) = uniform_matrix(n, d);
+    let values = uniform_matrix(n, d);
+    let dir = npy_in_temp_dir(&values, d);
     let npy = dir.path().join("x.npy");
     let emb = Embeddings::new(&values, d).expect("finite");
     let first = 0usize;
