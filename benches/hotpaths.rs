@@ -3,20 +3,25 @@
 //! `$SSAL_PYTHON`) and, for diversity sampling, the memory-bandwidth floor. Prints Markdown table
 //! rows (`scripts/bench.sh` collects them into docs/benchmarks.md).
 //!
-//! `cargo bench --bench hotpaths -- diversity [DEVICE]|consistency MODEL POOL|mixmatch [MODEL [DEVICE]]|store`
+//! `cargo bench --bench hotpaths -- diversity [DEVICE]|prune|consistency MODEL POOL|mixmatch [MODEL [DEVICE]]|store`
 //!
 //! Without DEVICE, the CPU rows of the table. With DEVICE (`cuda`: the first GPU; `cpu`: the same
 //! code path on the CPU, to check it), the device rows: ssal on that device against PyTorch eager
 //! on the same device, and for diversity sampling also the NumPy reference on the host's CPU. A run
-//! asked for `cuda` stops with one line when libtorch sees no GPU. `SSAL_BENCH_SMOKE=1` shrinks
-//! the device rows to a few seconds, to check that they run (their numbers then mean nothing).
+//! asked for `cuda` stops with one line when libtorch sees no GPU. `prune`: exact pruned diversity
+//! sampling (issue 20) on clustered, real and uniform matrices, against the unpruned sampler, the
+//! floor and NumPy. `SSAL_BENCH_SMOKE=1` shrinks the device rows and `prune` to a few seconds, to
+//! check that they run (their numbers then mean nothing).
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use ssal::config::{DatasetName, ExperimentConfig, Method, ModelKind, QueryStrategy};
+use ssal::config::{DatasetName, EmbeddingSource, ExperimentConfig, Method, ModelKind, QueryStrategy};
 use ssal::data::{channel_stats, AugmentParams, Dataset, Split};
+use ssal::embed::{embeddings_for, rotnet_cache_key, train_rotnet, EmbeddingMatrix};
 use ssal::experiment::{CycleRecord, RunResult};
 use ssal::models::Network;
-use ssal::select::{diversity_sample, diversity_sample_on, score_pool, Embeddings};
+use ssal::select::{
+    diversity_sample, diversity_sample_on, diversity_sample_stats, score_pool, DiversityOptions, Embeddings, Pruning,
+};
 use ssal::store::Store;
 use ssal::train::{train, DeviceData, Evaluation};
 use std::path::Path;
@@ -94,7 +99,8 @@ fn sync(device: Device) {
     }
 }
 
-/// `SSAL_BENCH_SMOKE=1`: the device rows at tiny sizes (a check that they run, not a measurement).
+/// `SSAL_BENCH_SMOKE=1`: the device rows and `prune` at tiny sizes (a check that they run, not a
+/// measurement).
 fn smoke() -> bool {
     std::env::var("SSAL_BENCH_SMOKE").is_ok_and(|v| v == "1")
 }
@@ -147,28 +153,37 @@ fn ms(x: f64) -> f64 {
     x * 1e3
 }
 
-/// The diversity sections' N × d matrix of uniform values (seed 7), also written to
-/// `<temp dir>/x.npy` for the Python reference.
-fn uniform_matrix(n: usize, d: usize) -> (Vec<f32>, tempfile::TempDir) {
+/// The diversity sections' N × d matrix of uniform values (seed 7).
+fn uniform_matrix(n: usize, d: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let values: Vec<f32> = (0..n * d).map(|_| rng.random::<f32>()).collect();
-    let dir = tempfile::tempdir().expect("temp dir");
-    Tensor::from_slice(&values).view([n as i64, d as i64]).write_npy(dir.path().join("x.npy")).expect("writes .npy");
-    (values, dir)
+    (0..n * d).map(|_| rng.random::<f32>()).collect()
 }
 
-/// k = 1,000 picks from N = 50,000 × d = 512: ssal vs BADGE-style NumPy, and vs k streaming reads.
-fn diversity() {
-    let (n, d, k) = (50_000usize, 512usize, 1_000usize);
-    let (values, dir) = uniform_matrix(n, d);
-    let npy = dir.path().join("x.npy");
-    let emb = Embeddings::new(&values, d).expect("finite");
-    let first = 0usize;
+/// A row-major matrix with `d` columns written to `<temp dir>/x.npy`, for the Python reference.
+fn npy_in_temp_dir(values: &[f32], d: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rows = (values.len() / d) as i64;
+    Tensor::from_slice(values).view([rows, d as i64]).write_npy(dir.path().join("x.npy")).expect("writes .npy");
+    dir
+}
 
-    // The floor: k full streaming reads of the matrix, on all cores (sampled: k/10 reads × 10).
+/// The memory-bandwidth floor of unpruned diversity sampling: k streaming reads of a matrix.
+struct Floor {
+    /// Seconds for k reads on all cores.
+    seconds: f64,
+    gbps: f64,
+    threads: usize,
+    /// Reads actually timed (k/10, at least one); `seconds` is scaled up from them.
+    reads: usize,
+}
+
+/// k full streaming reads of `values` on all cores, the time an unpruned sampler needs at least
+/// (each pick reads every point once); sampled as k/10 reads and scaled. Measured on each matrix
+/// because the rate depends on its size (a small matrix stays in the caches).
+fn bandwidth_floor(values: &[f32], k: usize) -> Floor {
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let chunk = values.len().div_ceil(threads);
-    let reads = k / 10;
+    let reads = (k / 10).max(1);
     let t0 = Instant::now();
     let mut sink = 0f32;
     for _ in 0..reads {
@@ -190,9 +205,21 @@ fn diversity() {
             parts.into_iter().map(|h| h.join().unwrap()).sum::<f32>()
         });
     }
-    let floor = t0.elapsed().as_secs_f64() * (k / reads) as f64;
+    let timed = t0.elapsed().as_secs_f64();
     assert!(sink.is_finite());
-    let gbps = (n * d * 4 * reads) as f64 / (floor / (k / reads) as f64) / 1e9;
+    let gbps = (values.len() * 4 * reads) as f64 / timed / 1e9;
+    Floor { seconds: timed * k as f64 / reads as f64, gbps, threads, reads }
+}
+
+/// k = 1,000 picks from N = 50,000 × d = 512: ssal vs BADGE-style NumPy, and vs k streaming reads.
+fn diversity() {
+    let (n, d, k) = (50_000usize, 512usize, 1_000usize);
+    let values = uniform_matrix(n, d);
+    let dir = npy_in_temp_dir(&values, d);
+    let npy = dir.path().join("x.npy");
+    let emb = Embeddings::new(&values, d).expect("finite");
+    let first = 0usize;
+    let Floor { seconds: floor, gbps, threads, reads } = bandwidth_floor(&values, k);
 
     for temperature in [0.0, 0.5] {
         reset_peak_rss();
@@ -251,7 +278,8 @@ fn diversity() {
 /// (the floor). The device timings include copying the matrix to the device.
 fn diversity_device(device: Device) {
     let (n, d, k) = if smoke() { (2_000usize, 64usize, 50usize) } else { (50_000, 512, 1_000) };
-    let (values, dir) = uniform_matrix(n, d);
+    let values = uniform_matrix(n, d);
+    let dir = npy_in_temp_dir(&values, d);
     let npy = dir.path().join("x.npy");
     let emb = Embeddings::new(&values, d).expect("finite");
     let first = 0usize;
@@ -337,6 +365,189 @@ fn diversity_device(device: Device) {
             ),
         );
     }
+}
+
+/// What a `prune` row is held to (issue 20's targets).
+#[derive(Debug, Clone, Copy)]
+enum PruneTarget {
+    /// Clustered data, where pruning is meant to pay: Auto at least 3× below the k-pass floor at
+    /// T = 0 and 2× at T > 0 (where the draw still reads all N distances in index order).
+    BelowFloor,
+    /// Data without clusters, where it cannot: never slower than the unpruned sampler (5 % noise).
+    NotSlower,
+    /// Growth with N: measured, not judged.
+    Unjudged,
+}
+
+/// One matrix's `prune` rows, one per temperature: ssal's default sampler (`Pruning::Auto`) timed
+/// against the unpruned one (`Pruning::Never`), whose picks it must equal, against k streaming
+/// reads of this matrix (the floor no unpruned sampler gets below, measured here because its rate
+/// depends on the matrix's size) and, with `numpy`, against the NumPy reference.
+fn prune_rows(name: &str, values: &[f32], d: usize, k: usize, temperatures: &[f64], target: PruneTarget, numpy: bool) {
+    let emb = Embeddings::new(values, d).expect("finite");
+    let n = emb.len();
+    let floor = bandwidth_floor(values, k);
+    let npy = numpy.then(|| npy_in_temp_dir(values, d));
+    for &temperature in temperatures {
+        let timed = |pruning| {
+            let options = DiversityOptions { pruning, ..Default::default() };
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let t0 = Instant::now();
+            let (picks, stats) = diversity_sample_stats(&emb, k, temperature, &[0], &mut rng, options).unwrap();
+            (picks, stats, t0.elapsed().as_secs_f64())
+        };
+        let (picks, stats, auto_s) = timed(Pruning::Auto);
+        let (unpruned, _, never_s) = timed(Pruning::Never);
+        assert_eq!(picks, unpruned, "{name}, T = {temperature}: the pruned picks differ from the unpruned sampler's");
+        let below = floor.seconds / auto_s;
+        let target = match target {
+            PruneTarget::BelowFloor => {
+                let x = if temperature == 0.0 { 3.0 } else { 2.0 };
+                verdict(&format!("≥ {x}× below the floor ({below:.2}×)"), below >= x)
+            }
+            PruneTarget::NotSlower => verdict("≤ 1.05× the unpruned time", auto_s <= 1.05 * never_s),
+            PruneTarget::Unjudged => "— (growth with N)".into(),
+        };
+        let (numpy_text, speedup) = match &npy {
+            Some(dir) => {
+                let py = reference(&[
+                    "diversity",
+                    "--embeddings",
+                    dir.path().join("x.npy").to_str().unwrap(),
+                    "--k",
+                    &k.to_string(),
+                    "--temperature",
+                    &temperature.to_string(),
+                    "--first",
+                    "0",
+                ]);
+                let py_s = py["seconds"].as_f64().unwrap();
+                (format!("NumPy init_centers {py_s:.3} s"), format!("{:.2}×", py_s / auto_s))
+            }
+            None => ("NumPy not run at this size (minutes per run)".to_string(), "—".to_string()),
+        };
+        progress(&format!("prune {name}, T = {temperature}: Auto {auto_s:.3} s, Never {never_s:.3} s"));
+        println!(
+            "| pruned diversity sampling (default `Pruning::Auto`), {name}, T = {temperature}, k = {k}, N = {n}, d = {d} \
+             | {auto_s:.3} s | {numpy_text} | {speedup} | {target} | unpruned (`Pruning::Never`) {never_s:.3} s \
+             ({:.2}× Auto's time); {:.1} % of the distance evaluations skipped ({} of {} centres' passes pruned); \
+             Auto {:.2}× and unpruned {:.2}× the floor ({:.3} s: {k} reads, {:.1} GB/s on {} threads, measured on {}); \
+             picks identical to the unpruned sampler's |",
+            never_s / auto_s,
+            100.0 * stats.skipped_fraction(),
+            stats.pruned_centres,
+            stats.centres,
+            auto_s / floor.seconds,
+            never_s / floor.seconds,
+            floor.seconds,
+            floor.gbps,
+            floor.threads,
+            floor.reads,
+        );
+    }
+}
+
+/// An N × d Gaussian mixture (seed 5): `clusters` centres drawn from N(0, I), each point a
+/// uniformly chosen centre plus N(0, spread² I). Also returns the row's description, with the
+/// smallest centre–centre distance and the mean point–centre distance, which show whether the
+/// clusters are real.
+fn gaussian_mixture(n: usize, d: usize, clusters: usize, spread: f32) -> (Vec<f32>, String) {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let normal = rand_distr::StandardNormal;
+    let centres: Vec<f32> = (0..clusters * d).map(|_| rng.sample::<f32, _>(normal)).collect();
+    let mut values = Vec::with_capacity(n * d);
+    let mut radius_sum = 0f64;
+    for _ in 0..n {
+        let c = &centres[rng.random_range(0..clusters) * d..][..d];
+        let noise: Vec<f32> = (0..d).map(|_| spread * rng.sample::<f32, _>(normal)).collect();
+        radius_sum += noise.iter().map(|x| (x * x) as f64).sum::<f64>().sqrt();
+        values.extend(c.iter().zip(&noise).map(|(c, x)| c + x));
+    }
+    let row = |i: usize| &centres[i * d..][..d];
+    let closest = (0..clusters)
+        .flat_map(|i| (0..i).map(move |j| (i, j)))
+        .map(|(i, j)| row(i).iter().zip(row(j)).map(|(a, b)| ((a - b) * (a - b)) as f64).sum::<f64>().sqrt())
+        .fold(f64::INFINITY, f64::min);
+    let about = format!(
+        "Gaussian mixture of {clusters} clusters (centres ~ N(0, I), σ = {spread}: centres ≥ {closest:.1} apart, \
+         points {:.1} from their centre on average)",
+        radius_sum / n as f64
+    );
+    (values, about)
+}
+
+/// Fashion-MNIST's training pool as ssal embeds it (issue 20's real data), named for the rows:
+/// the features of a short RotNet (300 steps, seed 0, through `embed::embeddings_for`, so from
+/// ssal's embedding cache when a run has trained it, else trained and cached here), and the small
+/// CNN's penultimate features after `steps` supervised steps on 1,000 random labels (of the EMA
+/// model, which is what a query cycle scores the pool with). Smoke: a 2,000-image subset, a
+/// 5-step RotNet kept out of the cache, 5 CNN steps on 100 labels.
+fn fmnist_features(steps: usize) -> Vec<(String, EmbeddingMatrix)> {
+    let mut config = ExperimentConfig { method: Method::Supervised, ..Default::default() };
+    config.init.embedding = EmbeddingSource::Rotnet;
+    config.rotnet.seed = Some(0);
+    config.rotnet.steps = 300;
+    let labels = if smoke() {
+        config.dataset.train_subset = Some(2_000);
+        config.rotnet.steps = 5;
+        100
+    } else {
+        1_000
+    };
+    let (ds, augment) = fmnist(&config);
+    let data = DeviceData::new(&ds, Device::Cpu, augment);
+    let bar = indicatif::ProgressBar::hidden();
+    let rot = &config.rotnet;
+    progress(&format!("RotNet embedding ({} steps, cache key {})", rot.steps, rotnet_cache_key(&config)));
+    let rotnet = if smoke() {
+        train_rotnet(&config, &data, &bar)
+    } else {
+        embeddings_for(&config, &data, &bar).expect("RotNet embedding").expect("asked for")
+    };
+    let rotnet_name =
+        format!("Fashion-MNIST RotNet features (RotNet of {} steps, width {}, seed 0)", rot.steps, rot.width);
+
+    config.train.steps = steps;
+    config.train.eval_every = steps;
+    progress(&format!("small CNN: {steps} supervised steps on {labels} labels, then the pool's features"));
+    let n = ds.train.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let labeled = rand::seq::index::sample(&mut rng, n, labels).into_vec();
+    let outcome = train(&config, &data, &labeled, &[], &mut rng, &bar, None).expect("trains");
+    let pool: Vec<usize> = (0..n).collect();
+    let view = score_pool(&outcome.ema, &data, &[], &pool, 0, config.train.eval_batch_size, &mut rng);
+    let cnn = EmbeddingMatrix { values: view.features, dim: view.feature_dim };
+    let cnn_name = format!(
+        "Fashion-MNIST small-CNN penultimate features ({steps} supervised steps on {labels} random labels, EMA \
+         model, test accuracy {:.1} %)",
+        100.0 * outcome.accuracy
+    );
+    vec![(rotnet_name, rotnet), (cnn_name, cnn)]
+}
+
+/// Issue 20's rows: exact pruned diversity sampling, ssal's default, on (a) a Gaussian mixture
+/// 200,000 × 64 with 100 clusters, (b) Fashion-MNIST features (RotNet, small CNN), (c) the
+/// diversity section's uniform 50,000 × 512 matrix, at T = 0 and 0.5, and the mixture's growth
+/// with N ∈ {50k, 200k, 1M} at T = 0 (NumPy skipped at 1M). `SSAL_BENCH_SMOKE=1`: tiny sizes.
+fn prune() {
+    let (k, sizes, cnn_steps, uniform) = if smoke() {
+        (200, [2_000, 5_000, 20_000], 5, (2_000, 64))
+    } else {
+        (1_000, [50_000, 200_000, 1_000_000], 300, (50_000, 512))
+    };
+    // The middle size is (a), at both temperatures and judged; the others give the growth with N.
+    for (i, n) in sizes.into_iter().enumerate() {
+        let (values, about) = gaussian_mixture(n, 64, 100, 0.25);
+        let (temperatures, target): (&[f64], _) =
+            if i == 1 { (&[0.0, 0.5], PruneTarget::BelowFloor) } else { (&[0.0], PruneTarget::Unjudged) };
+        prune_rows(&about, &values, 64, k, temperatures, target, i < 2);
+    }
+    for (name, m) in fmnist_features(cnn_steps) {
+        prune_rows(&name, &m.values, m.dim, k, &[0.0, 0.5], PruneTarget::BelowFloor, true);
+    }
+    let (n, d) = uniform;
+    let name = "the diversity section's uniform matrix (no clusters)";
+    prune_rows(name, &uniform_matrix(n, d), d, k, &[0.0, 0.5], PruneTarget::NotSlower, true);
 }
 
 /// Fashion-MNIST as `config` loads it, with `config`'s augmentation, on the CPU.
@@ -657,9 +868,10 @@ fn main() {
             let model = args.get(1).map_or("small_cnn", String::as_str);
             mixmatch(model, args.get(2).map(|d| parse_device(d)))
         }
+        Some("prune") => prune(),
         Some("store") => store(),
         _ => eprintln!(
-            "usage: cargo bench --bench hotpaths -- diversity [cpu|cuda] | consistency MODEL POOL | \
+            "usage: cargo bench --bench hotpaths -- diversity [cpu|cuda] | prune | consistency MODEL POOL | \
              mixmatch [small_cnn|wrn28_2 [cpu|cuda]] | store"
         ),
     }

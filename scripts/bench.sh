@@ -4,8 +4,8 @@
 # With every section (the default), the table in docs/benchmarks.md between the bench-table
 # markers is replaced, stamped with the machine, the command and the date.
 #
-#   bash scripts/bench.sh                    # all sections (about 15 min on a 2-core CPU)
-#   bash scripts/bench.sh diversity store    # some of: planner diversity consistency mixmatch store e2e
+#   bash scripts/bench.sh                    # all sections (about 25 min on a 2-core CPU)
+#   bash scripts/bench.sh diversity store    # some of: planner diversity prune consistency mixmatch store e2e
 #   bash scripts/bench.sh gpu                # the GPU rows (WRN-28-2 MixMatch step, diversity sampling
 #                                            # on the device): needs a CUDA GPU, so not part of "all";
 #                                            # on a GPU machine without Rust, see scripts/bench-device.sh
@@ -16,7 +16,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$repo/scripts/setup.sh"
 cd "$repo"
 export SSAL_PYTHON="$SSAL_VENV/bin/python"
-all="planner diversity consistency mixmatch store e2e"
+all="planner diversity prune consistency mixmatch store e2e"
 sections=${*:-$all}
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
@@ -74,7 +74,9 @@ end_to_end() {
 for s in $sections; do
   case $s in
     planner) cargo bench --quiet --bench planner | grep '^|' | tee -a "$rows" ;;
-    diversity | mixmatch | store) hotpath "$s" ;;
+    # prune: pruned vs unpruned diversity sampling (issue 20) on a Gaussian mixture (50k, 200k, 1M × 64),
+    # Fashion-MNIST RotNet and small-CNN features and the uniform 50k × 512 matrix (about 8 min).
+    diversity | prune | mixmatch | store) hotpath "$s" ;;
     consistency)
       hotpath consistency small_cnn 10000
       # WRN-28-2 over 10,000 × 51 views is about an hour on 2 CPU cores: a 200-image pool here.
