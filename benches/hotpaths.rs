@@ -502,7 +502,7 @@ fn fmnist_features(steps: usize) -> Vec<(String, EmbeddingMatrix)> {
     let rotnet = if smoke() {
         train_rotnet(&config, &data, &bar)
     } else {
-        embeddings_for(&config, &data, &bar).expect("RotNet embedding").expect("asked for")
+        embeddings_for(&config, &data, &bar).expect("RotNet embedding").0.expect("asked for")
     };
     let rotnet_name =
         format!("Fashion-MNIST RotNet features (RotNet of {} steps, width {}, seed 0)", rot.steps, rot.width);
@@ -513,7 +513,7 @@ fn fmnist_features(steps: usize) -> Vec<(String, EmbeddingMatrix)> {
     let n = ds.train.len();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let labeled = rand::seq::index::sample(&mut rng, n, labels).into_vec();
-    let outcome = train(&config, &data, &labeled, &[], &mut rng, &bar, None).expect("trains");
+    let outcome = train(&config, &data, &labeled, &[], None, &mut rng, &bar, None).expect("trains");
     let pool: Vec<usize> = (0..n).collect();
     let view = score_pool(&outcome.ema, &data, &[], &pool, 0, config.train.eval_batch_size, &mut rng);
     let cnn = EmbeddingMatrix { values: view.features, dim: view.feature_dim };
