@@ -138,7 +138,7 @@ struct Policy {
 
 impl Policy {
     const AUTO: Policy =
-        Policy { start_pruned: false, adaptive: true, window: 8, probe_every: 8, stay_above: 0.3, start_above: 0.5 };
+        Policy { start_pruned: false, adaptive: true, window: 8, probe_every: 8, stay_above: 0.55, start_above: 0.65 };
     const ALWAYS: Policy = Policy { start_pruned: true, adaptive: false, ..Policy::AUTO };
 }
 
