@@ -766,8 +766,9 @@ fn synthetic_result(i: usize) -> RunResult {
         .map(|(cycle, &added)| {
             let selected: Vec<usize> = (0..added).map(|_| rng.random_range(0..60_000)).collect();
             labeled.extend(&selected);
-            let evaluations: Vec<Evaluation> =
-                (1..=10).map(|s| Evaluation { step: s * 100, accuracy: rng.random_range(0.6..0.8), test_images: None }).collect();
+            let evaluations: Vec<Evaluation> = (1..=10)
+                .map(|s| Evaluation { step: s * 100, accuracy: rng.random_range(0.6..0.8), test_images: None })
+                .collect();
             CycleRecord {
                 cycle,
                 n_labeled: labeled.len(),

@@ -459,7 +459,12 @@ fn cycle_weights(out_dir: &Path, stem: &str, cycle: usize) -> PathBuf {
 const LEGACY_CHECKPOINT: &str = "checkpoint.ot";
 
 /// A new network with the weights saved in `path`.
-fn load_weights(config: &ExperimentConfig, shape: (i64, i64), device: Device, path: &Path) -> Result<Network, RunError> {
+fn load_weights(
+    config: &ExperimentConfig,
+    shape: (i64, i64),
+    device: Device,
+    path: &Path,
+) -> Result<Network, RunError> {
     let mut net = Network::new(config.model, shape.0, shape.1, device);
     net.vs
         .load(path)
@@ -592,11 +597,14 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
                 labeled.len(),
                 config.train.steps
             ));
-            let outcome = match train(config, &data, &labeled, &unlabeled, warm.as_ref(), &mut rng, &bar, Some(&checkpointing)) {
-                Ok(outcome) => outcome,
-                Err(TrainError::Interrupted { step }) => return Err(RunError::Interrupted { cycle, step: Some(step) }),
-                Err(e) => return Err(RunError::Train(e)),
-            };
+            let outcome =
+                match train(config, &data, &labeled, &unlabeled, warm.as_ref(), &mut rng, &bar, Some(&checkpointing)) {
+                    Ok(outcome) => outcome,
+                    Err(TrainError::Interrupted { step }) => {
+                        return Err(RunError::Interrupted { cycle, step: Some(step) })
+                    }
+                    Err(e) => return Err(RunError::Train(e)),
+                };
             bar.finish_and_clear();
             if cycle + 1 < n_cycles {
                 save_checkpoint(&outcome.ema, &cycle_weights(out_dir, "checkpoint", cycle))?;

@@ -48,7 +48,10 @@ pub fn score_first_queries(common: &RunResult, runs: &[RunResult]) -> Result<Com
     }
     for (i, r) in runs.iter().enumerate() {
         if r.config.dataset != config.dataset {
-            return Err(RunError::Size(format!("run {} uses other data than the common run (its [dataset] differs)", i + 1)));
+            return Err(RunError::Size(format!(
+                "run {} uses other data than the common run (its [dataset] differs)",
+                i + 1
+            )));
         }
         if r.cycles.len() < 2 {
             return Err(RunError::Size(format!("run {} has not finished its first query (cycle 1)", i + 1)));
@@ -62,8 +65,7 @@ pub fn score_first_queries(common: &RunResult, runs: &[RunResult]) -> Result<Com
     tch::manual_seed(torch_seed);
     let unlabeled = unlabeled_pool(dataset.train.len(), labeled);
     let hidden = indicatif::ProgressBar::hidden();
-    let outcome =
-        train(config, &data, labeled, &unlabeled, None, &mut rng, &hidden, None).map_err(RunError::Train)?;
+    let outcome = train(config, &data, labeled, &unlabeled, None, &mut rng, &hidden, None).map_err(RunError::Train)?;
     let recorded = common.cycles[0].evaluations.clone();
 
     let mut candidates: Vec<usize> = runs.iter().flat_map(|r| r.cycles[1].selected.iter().copied()).collect();

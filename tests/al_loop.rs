@@ -79,7 +79,10 @@ fn two_query_cycles_record_everything_for_every_strategy() {
         }
         assert!(cycles[0]["consistency"].is_null());
         let left: Vec<_> = std::fs::read_dir(dir.join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(!left.iter().any(|n| n.to_string_lossy().ends_with(".ot")), "{strategy}: weights removed when complete: {left:?}");
+        assert!(
+            !left.iter().any(|n| n.to_string_lossy().ends_with(".ot")),
+            "{strategy}: weights removed when complete: {left:?}"
+        );
     }
 }
 
@@ -209,9 +212,15 @@ fn warm_start_continues_from_the_previous_cycle_and_resumes_its_weights() {
     assert_eq!(warm["cycles"][0]["evaluations"], cold["cycles"][0]["evaluations"], "cycle 0 has nothing to start from");
     assert_eq!(warm["labeled_indices"], cold["labeled_indices"], "random queries do not depend on the model");
     for cycle in [1, 2] {
-        assert_ne!(warm["cycles"][cycle]["evaluations"], cold["cycles"][cycle]["evaluations"], "cycle {cycle} starts warm");
+        assert_ne!(
+            warm["cycles"][cycle]["evaluations"], cold["cycles"][cycle]["evaluations"],
+            "cycle {cycle} starts warm"
+        );
     }
-    assert!(cold["config"]["train"].get("warm_start").is_none(), "the default is left out of the result (and the job id)");
+    assert!(
+        cold["config"]["train"].get("warm_start").is_none(),
+        "the default is left out of the result (and the job id)"
+    );
 }
 
 #[test]

@@ -98,7 +98,13 @@ fn concurrent_runs_with_one_rotnet_config_train_it_once() {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("cfg.toml"), cfg.replace("seed = 4", &format!("seed = {i}"))).unwrap();
             std::process::Command::new(env!("CARGO_BIN_EXE_ssal"))
-                .args(["run", "--config", dir.join("cfg.toml").to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
+                .args([
+                    "run",
+                    "--config",
+                    dir.join("cfg.toml").to_str().unwrap(),
+                    "--out",
+                    dir.join("out").to_str().unwrap(),
+                ])
                 .env("SSAL_CACHE", &cache)
                 .stderr(std::process::Stdio::piped())
                 .spawn()

@@ -86,7 +86,8 @@ fn bad_config_exits_2_naming_the_key() {
 fn eval_subset_evaluates_early_points_on_a_seeded_subset_and_the_last_on_the_whole_test_set() {
     let t = tempfile::tempdir().unwrap();
     common::write_idx_dataset(&t.path().join("data"), 300, 100, false);
-    let cfg = config(&t.path().join("data"), "supervised", 4).replace("median_of = 2", "median_of = 1\neval_subset = 30");
+    let cfg =
+        config(&t.path().join("data"), "supervised", 4).replace("median_of = 2", "median_of = 1\neval_subset = 30");
     let (out, r) = run(&cfg, &t.path().join("a"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let evals = r["cycles"][0]["evaluations"].as_array().unwrap();

@@ -373,7 +373,7 @@ mod tests {
         let welch = compare_samples(&a, &b, false).unwrap();
         assert!(!welch.paired);
         close(welch.test.p, 0.010596, 1e-6); // SciPy ttest_ind(equal_var=False)
-        // One seed missing on one side: Welch on all values, not a pairing of the rest.
+                                             // One seed missing on one side: Welch on all values, not a pairing of the rest.
         let mut fewer = b.clone();
         fewer.remove(&4);
         let mixed = compare_samples(&a, &fewer, true).unwrap();

@@ -386,10 +386,15 @@ seed = 9
 
     #[test]
     fn optional_fields_are_axes() {
-        let p = plan("[grid]\ntrain.warm_start = [false, true]\ntrain.eval_subset = [500]\nmixmatch.rampup_fraction = [0.1]\n")
-            .unwrap();
+        let p = plan(
+            "[grid]\ntrain.warm_start = [false, true]\ntrain.eval_subset = [500]\nmixmatch.rampup_fraction = [0.1]\n",
+        )
+        .unwrap();
         assert_eq!(p.jobs.len(), 2);
-        assert!(p.jobs.iter().all(|j| j.config.train.eval_subset == Some(500) && j.config.mixmatch.rampup_fraction == Some(0.1)));
+        assert!(p
+            .jobs
+            .iter()
+            .all(|j| j.config.train.eval_subset == Some(500) && j.config.mixmatch.rampup_fraction == Some(0.1)));
         assert_eq!(p.jobs.iter().filter(|j| j.config.train.warm_start).count(), 1);
     }
 

@@ -310,7 +310,10 @@ mod tests {
     #[test]
     fn median_of_last_n() {
         let e = |a: &[f64]| {
-            a.iter().enumerate().map(|(i, &x)| Evaluation { step: i, accuracy: x, test_images: None }).collect::<Vec<_>>()
+            a.iter()
+                .enumerate()
+                .map(|(i, &x)| Evaluation { step: i, accuracy: x, test_images: None })
+                .collect::<Vec<_>>()
         };
         assert_eq!(median_of_last(&e(&[0.1, 0.9, 0.5, 0.7]), 3), 0.7);
         assert_eq!(median_of_last(&e(&[0.1, 0.9, 0.5, 0.7]), 2), 0.6);
