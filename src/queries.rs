@@ -31,11 +31,17 @@ pub struct QueryScore {
 #[derive(Debug, Clone)]
 pub struct CommonScores {
     pub scores: Vec<QueryScore>,
-    /// The retrained cycle-0 model's evaluations equal the common run's recorded ones.
-    pub reproduced: bool,
-    /// Recorded and retrained evaluations, for the message when they differ.
+    /// The common run's recorded cycle-0 evaluations and those of the retrained model.
     pub recorded: Vec<Evaluation>,
     pub retrained: Vec<Evaluation>,
+}
+
+impl CommonScores {
+    /// Whether the retrained cycle-0 model is the common run's own: its evaluations equal the
+    /// recorded ones.
+    pub fn reproduced(&self) -> bool {
+        self.recorded == self.retrained
+    }
 }
 
 /// Scores the cycle-1 picks of each of `runs` under the cycle-0 model of `common` (whose config
@@ -96,5 +102,5 @@ pub fn score_first_queries(common: &RunResult, runs: &[RunResult]) -> Result<Com
             }
         })
         .collect();
-    Ok(CommonScores { scores, reproduced: outcome.evaluations == recorded, recorded, retrained: outcome.evaluations })
+    Ok(CommonScores { scores, recorded, retrained: outcome.evaluations })
 }

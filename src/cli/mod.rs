@@ -534,7 +534,7 @@ fn score_queries(common: &Path, runs: &[PathBuf]) -> anyhow::Result<()> {
             n(s.own_diversity)
         );
     }
-    if out.reproduced {
+    if out.reproduced() {
         println!("common model: cycle 0 of {}, retrained; its evaluations equal the recorded ones", common.display());
     } else {
         let first = |e: &[crate::train::Evaluation]| e.first().map_or(f64::NAN, |e| e.accuracy);

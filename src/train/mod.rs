@@ -265,7 +265,7 @@ pub fn train(
             }
         });
         ema.update();
-        if (step + 1) % t.eval_every == 0 || step + 1 == t.steps {
+        if eval_at.binary_search(&(step + 1)).is_ok() {
             let eval_started = Instant::now();
             let (images, labels, test_images) = match &subset {
                 Some((images, labels, k)) if step + 1 < whole_set_from => (images, labels, Some(*k)),
