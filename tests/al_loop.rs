@@ -259,3 +259,30 @@ fn score_queries_scores_every_runs_first_query_under_one_retrained_model() {
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("has not finished its first query"));
 }
+
+/// The accuracies and selections of one small run, pinned: restructuring the code (issue 19) must
+/// not change a run's `result.json` for the same seed on the CPU. A change that alters the numbers
+/// on purpose updates these values and says why in its commit.
+#[test]
+fn a_pinned_small_run_keeps_its_selections_and_accuracies() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 300, 100, true);
+    let dir = t.path().join("run");
+    let r = finish(ssal_run(&config(&data, "consistency_embedding", 10), &dir), &dir);
+    let selected: Vec<Vec<u64>> = r["cycles"].as_array().unwrap().iter().map(|c| indices(&c["selected"])).collect();
+    let accuracies: Vec<Vec<f64>> = r["cycles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["evaluations"].as_array().unwrap().iter().map(|e| e["accuracy"].as_f64().unwrap()).collect())
+        .collect();
+    let pinned_selected: Vec<Vec<u64>> = vec![
+        vec![98, 103, 138, 197, 185, 163, 125, 273, 247, 275, 85, 130, 269, 111, 251, 7, 183, 70, 294, 54],
+        vec![22, 132, 82, 244, 74, 75, 272, 203, 144, 37],
+        vec![205, 135, 194, 115, 224, 254, 14, 246, 234, 276],
+    ];
+    let pinned_accuracies = vec![vec![0.6], vec![0.7], vec![0.6]];
+    assert_eq!(selected, pinned_selected);
+    assert_eq!(accuracies, pinned_accuracies);
+}
