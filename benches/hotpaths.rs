@@ -17,13 +17,14 @@ use rand_chacha::ChaCha8Rng;
 use ssal::config::{DatasetName, EmbeddingSource, ExperimentConfig, Method, ModelKind, QueryStrategy};
 use ssal::data::{channel_stats, AugmentParams, Dataset, Split};
 use ssal::embed::{embeddings_for, rotnet_cache_key, train_rotnet, EmbeddingMatrix};
-use ssal::experiment::{CycleRecord, RunResult};
 use ssal::models::Network;
+use ssal::result::Evaluation;
+use ssal::result::{CycleRecord, RunResult};
 use ssal::select::{
     diversity_sample, diversity_sample_on, diversity_sample_stats, score_pool, DiversityOptions, Embeddings, Pruning,
 };
 use ssal::store::Store;
-use ssal::train::{train, DeviceData, Evaluation};
+use ssal::train::{train, DeviceData};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -809,7 +810,7 @@ fn store() {
     for i in 0..files {
         let job = results.join("jobs").join(format!("{i:05}"));
         std::fs::create_dir_all(&job).unwrap();
-        ssal::experiment::write_json_atomic(&job.join("result.json"), &synthetic_result(i)).unwrap();
+        ssal::result::write(&job.join("result.json"), &synthetic_result(i)).unwrap();
     }
     let db = dir.path().join("ssal.db");
     let t0 = Instant::now();

@@ -84,16 +84,13 @@ impl RowsSidecar {
 
     /// Writes the sidecar of `npy`, an embedding of a `dataset`'s training `rows` in order, after
     /// checking its row count; returns the sidecar's path. Fails as a run would on a bad `.npy`.
-    pub fn write_for(
-        npy: &Path,
-        dataset: DatasetName,
-        rows: &[String],
-    ) -> Result<PathBuf, crate::experiment::RunError> {
+    pub fn write_for(npy: &Path, dataset: DatasetName, rows: &[String]) -> Result<PathBuf, EmbedError> {
         let (values, dim) = read_embeddings_npy(npy)?;
         check_rows(npy, values.len() / dim, rows.len())?;
         let path = Self::path_for(npy);
         let text = serde_json::to_string(&Self::of(dataset, rows)).expect("serialises") + "\n";
-        crate::experiment::write_text_atomic(&path, &text)?;
+        crate::atomic_file::write(&path, text.as_bytes())
+            .map_err(|e| EmbedError::Sidecar { path: path.clone(), message: format!("cannot write: {e}") })?;
         Ok(path)
     }
 
@@ -213,12 +210,11 @@ fn check_rows(path: &Path, rows: usize, pool: usize) -> Result<(), EmbedError> {
 }
 
 fn write_npy_atomic(path: &Path, m: &EmbeddingMatrix) -> Result<(), EmbedError> {
-    let err = |message: String| EmbedError::Cache { path: path.to_path_buf(), message };
-    std::fs::create_dir_all(path.parent().expect("has parent")).map_err(|e| err(e.to_string()))?;
-    let tmp = path.with_extension(format!("tmp{}.npy", std::process::id()));
     let rows = (m.values.len() / m.dim) as i64;
-    Tensor::from_slice(&m.values).view([rows, m.dim as i64]).write_npy(&tmp).map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    crate::atomic_file::replace(path, |tmp| {
+        Tensor::from_slice(&m.values).view([rows, m.dim as i64]).write_npy(tmp).map_err(std::io::Error::other)
+    })
+    .map_err(|e| EmbedError::Cache { path: path.to_path_buf(), message: e.to_string() })
 }
 
 /// The four rotations of a batch (0°, 90°, 180°, 270°) and their labels.

@@ -5,13 +5,13 @@ use crate::data::{AugmentParams, DataError, Dataset};
 use crate::embed::{embeddings_for, EmbedError, EmbeddingMatrix, EmbeddingOrigin};
 use crate::metrics::{class_distribution_distance, class_histogram, diversity};
 use crate::models::Network;
+use crate::result::{self, CycleRecord, Environment, RunResult};
 use crate::select::{diversity_sample, diversity_sample_on, query, score_pool, Embeddings, SelectError};
-use crate::train::{train, Checkpointing, DeviceData, Evaluation, TrainError};
+use crate::train::{first_line, train, Checkpointing, DeviceData, TrainError};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tch::Device;
@@ -43,149 +43,39 @@ pub enum RunError {
     Interrupted { cycle: usize, step: Option<usize> },
 }
 
-/// One training cycle's record: who was labeled, how the EMA model scored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CycleRecord {
-    pub cycle: usize,
-    pub n_labeled: usize,
-    /// Indices added to the labeled set in this cycle, in the order chosen.
-    pub selected: Vec<usize>,
-    /// Labeled images per class after this cycle's selection (empty in files from ssal
-    /// versions before set metrics).
-    #[serde(default)]
-    pub class_histogram: Vec<usize>,
-    /// Eq. 6 distance between the labeled set's class proportions and the training pool's.
-    #[serde(default)]
-    pub class_distance: Option<f64>,
-    /// Mean pairwise L2 distance of this cycle's selection in the selection embedding
-    /// (RotNet / imported for the initial set); absent without an embedding.
-    #[serde(default)]
-    pub diversity: Option<f64>,
-    /// Mean consistency (Eq. 3) of this cycle's selection under the previous cycle's model;
-    /// absent for the initial set.
-    #[serde(default)]
-    pub consistency: Option<f64>,
-    pub evaluations: Vec<Evaluation>,
-    /// Median of the last `train.median_of` evaluations; absent when `train.steps = 0`.
-    pub accuracy: Option<f64>,
-    /// Seconds spent training this cycle (selection, scoring and test evaluations excluded).
-    pub train_seconds: f64,
-    /// Seconds spent computing the representation the selection works on: for the initial set,
-    /// training RotNet or loading its cache or an imported matrix; later, scoring the pool
-    /// (N_a augmented forward passes). 0 in files from ssal versions before this field.
-    #[serde(default)]
-    pub embed_seconds: f64,
-    /// Seconds spent in the selection itself (sampling or the query strategy). 0 in older files.
-    #[serde(default)]
-    pub query_seconds: f64,
-    /// Seconds spent evaluating the EMA model on the test set during training. 0 in older files.
-    #[serde(default)]
-    pub eval_seconds: f64,
-}
-
-/// Everything a run leaves behind: self-describing, so ingest needs no sweep file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunResult {
-    pub ssal_version: String,
-    pub git_commit: String,
-    pub config_hash: String,
-    pub config: ExperimentConfig,
-    pub device: String,
-    /// False while the run is still going (the file is rewritten after each cycle).
-    pub complete: bool,
-    pub labeled_indices: Vec<usize>,
-    pub cycles: Vec<CycleRecord>,
-    /// Accuracy of the last cycle; absent when `train.steps = 0`.
-    pub final_accuracy: Option<f64>,
-    pub wall_seconds: f64,
-    /// Where the run ran (software, GPU, host, Slurm job); empty in files from ssal versions
-    /// before this field.
-    #[serde(default)]
-    pub environment: Environment,
-}
-
-/// The software and machine behind a run's numbers, recorded by the process that last wrote
-/// `result.json`; a run resumed elsewhere keeps the earlier ones in `earlier`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Environment {
-    /// Host name.
-    pub host: Option<String>,
-    /// torch version of the libtorch in use, e.g. "2.11.0+cu130" (read next to the loaded
-    /// library; else the version the binary was built against).
-    pub torch_version: Option<String>,
-    /// CUDA version that libtorch was built for, e.g. "13.0"; absent for CPU-only builds.
-    pub torch_cuda: Option<String>,
-    /// Directory of the libtorch libraries in use.
-    pub libtorch: Option<String>,
-    /// Whether libtorch sees a usable GPU, and how many.
-    pub cuda_available: bool,
-    pub cuda_devices: usize,
-    /// `CUDA_VISIBLE_DEVICES`, when set.
-    pub cuda_visible_devices: Option<String>,
-    /// CUDA runtime and cuDNN versions as libtorch reports them (e.g. 13000, 91300); only when
-    /// the run uses a GPU.
-    pub cuda_runtime: Option<i64>,
-    pub cudnn: Option<i64>,
-    /// GPU model of the device the run uses (from `nvidia-smi`, when it answers).
-    pub gpu: Option<String>,
-    /// `SLURM_JOB_ID`, `SLURM_ARRAY_JOB_ID` and `SLURM_ARRAY_TASK_ID`, when run by Slurm.
-    pub slurm_job_id: Option<String>,
-    pub slurm_array_job_id: Option<String>,
-    pub slurm_array_task_id: Option<String>,
-    /// Environments of earlier processes of this run that differ from this one (an interrupted
-    /// run resumed on another node or software), oldest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub earlier: Vec<Environment>,
-}
-
-impl Environment {
-    /// This process's environment for a run on `device`. Asks `nvidia-smi` (for at most 10 s)
-    /// only when the run uses a GPU.
-    pub fn current(device: Device) -> Self {
-        let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .or_else(|| var("HOSTNAME"));
-        let libtorch = loaded_libtorch_dir();
-        let (mut torch_version, mut torch_cuda) = libtorch.as_deref().map(torch_version_in).unwrap_or_default();
-        if torch_version.is_none() {
-            let built = |v: &str| Some(v.to_string()).filter(|v| !v.is_empty());
-            torch_version = built(env!("SSAL_TORCH_VERSION"));
-            torch_cuda = built(env!("SSAL_TORCH_CUDA"));
-        }
-        let cuda_visible_devices = var("CUDA_VISIBLE_DEVICES");
-        let on_gpu = matches!(device, Device::Cuda(_));
-        Environment {
-            host,
-            torch_version,
-            torch_cuda,
-            libtorch: libtorch.map(|d| d.display().to_string()),
-            cuda_available: tch::Cuda::is_available(),
-            cuda_devices: tch::Cuda::device_count().max(0) as usize,
-            cuda_runtime: on_gpu.then(tch::utils::version_cudart),
-            cudnn: on_gpu.then(tch::utils::version_cudnn),
-            gpu: if on_gpu { gpu_name(cuda_visible_devices.as_deref()) } else { None },
-            cuda_visible_devices,
-            slurm_job_id: var("SLURM_JOB_ID"),
-            slurm_array_job_id: var("SLURM_ARRAY_JOB_ID"),
-            slurm_array_task_id: var("SLURM_ARRAY_TASK_ID"),
-            earlier: Vec::new(),
-        }
+/// This process's environment for a run on `device`. Asks `nvidia-smi` (for at most 10 s)
+/// only when the run uses a GPU.
+pub fn current_environment(device: Device) -> Environment {
+    let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| var("HOSTNAME"));
+    let libtorch = loaded_libtorch_dir();
+    let (mut torch_version, mut torch_cuda) = libtorch.as_deref().map(torch_version_in).unwrap_or_default();
+    if torch_version.is_none() {
+        let built = |v: &str| Some(v.to_string()).filter(|v| !v.is_empty());
+        torch_version = built(env!("SSAL_TORCH_VERSION"));
+        torch_cuda = built(env!("SSAL_TORCH_CUDA"));
     }
-
-    /// This environment for a run that an earlier process recorded as `previous`: that one
-    /// joins `earlier` when it differs.
-    fn after(mut self, previous: &Environment) -> Self {
-        let mut earlier = previous.earlier.clone();
-        let last = Environment { earlier: Vec::new(), ..previous.clone() };
-        if last != Environment::default() && last != self {
-            earlier.push(last);
-        }
-        self.earlier = earlier;
-        self
+    let cuda_visible_devices = var("CUDA_VISIBLE_DEVICES");
+    let on_gpu = matches!(device, Device::Cuda(_));
+    Environment {
+        host,
+        torch_version,
+        torch_cuda,
+        libtorch: libtorch.map(|d| d.display().to_string()),
+        cuda_available: tch::Cuda::is_available(),
+        cuda_devices: tch::Cuda::device_count().max(0) as usize,
+        cuda_runtime: on_gpu.then(tch::utils::version_cudart),
+        cudnn: on_gpu.then(tch::utils::version_cudnn),
+        gpu: if on_gpu { gpu_name(cuda_visible_devices.as_deref()) } else { None },
+        cuda_visible_devices,
+        slurm_job_id: var("SLURM_JOB_ID"),
+        slurm_array_job_id: var("SLURM_ARRAY_JOB_ID"),
+        slurm_array_task_id: var("SLURM_ARRAY_TASK_ID"),
+        earlier: Vec::new(),
     }
 }
 
@@ -363,24 +253,6 @@ pub fn initial_labeled(
     }
 }
 
-/// Writes `value` as pretty JSON to `path` via a temporary file and a rename, so a reader (or a
-/// kill mid-write) never sees a partial file.
-pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
-    write_text_atomic(path, &serde_json::to_string_pretty(value).expect("result serialises"))
-}
-
-/// Writes `text` to `path` via a temporary file in the same directory and a rename.
-pub fn write_text_atomic(path: &Path, text: &str) -> Result<(), RunError> {
-    let err = |source| RunError::Write { path: path.to_path_buf(), source };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
-}
-
 /// A progress bar on stderr that stays silent when stderr is not a terminal.
 pub fn progress_bar(prefix: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
@@ -427,10 +299,13 @@ pub(crate) fn load_for_run(config: &ExperimentConfig) -> Result<(Dataset, Device
 /// A finished or interrupted earlier run of the same config in `path`, if any. A result of a
 /// different config is never overwritten.
 fn previous_result(path: &Path, config: &ExperimentConfig) -> Result<Option<RunResult>, RunError> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
-    let old: RunResult = serde_json::from_str(&text).map_err(|e| {
-        RunError::Resume(format!("{} exists but is not a readable result ({e}); move it away", path.display()))
-    })?;
+    let old = match result::load(path) {
+        Ok(old) => old,
+        Err(result::ResultError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(RunError::Resume(format!("{e}; move it away"))),
+    };
     if old.config_hash != config.content_hash() {
         return Err(RunError::Resume(format!(
             "{} holds a result of another config (hash {}, this config {}); choose another --out",
@@ -440,11 +315,6 @@ fn previous_result(path: &Path, config: &ExperimentConfig) -> Result<Option<RunR
         )));
     }
     Ok(Some(old))
-}
-
-/// libtorch errors carry a C++ stack trace after the message; people need the message.
-pub(crate) fn first_line(e: &impl std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 /// The weights a finished cycle leaves for the next: `checkpoint-<cycle>.ot` (its EMA model, which
@@ -473,9 +343,8 @@ fn load_weights(
 }
 
 fn save_checkpoint(net: &Network, path: &Path) -> Result<(), RunError> {
-    let tmp = path.with_extension("tmp.ot");
-    net.vs.save(&tmp).map_err(|e| RunError::Resume(format!("cannot save {}: {}", tmp.display(), first_line(&e))))?;
-    std::fs::rename(&tmp, path).map_err(|source| RunError::Write { path: path.to_path_buf(), source })
+    crate::atomic_file::replace(path, |tmp| net.vs.save(tmp).map_err(|e| std::io::Error::other(first_line(&e))))
+        .map_err(|source| RunError::Write { path: path.to_path_buf(), source })
 }
 
 /// Runs the experiment (initial set, then one query cycle per budget) and writes
@@ -485,7 +354,7 @@ fn save_checkpoint(net: &Network, path: &Path) -> Result<(), RunError> {
 /// resumes where it stopped with the same result; re-running a finished one returns its result.
 pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration) -> Result<RunResult, RunError> {
     let started = Instant::now();
-    let result_path = out_dir.join("result.json");
+    let result_path = result::path_in(out_dir);
     let train_state = out_dir.join("train-state.ot");
     let previous = previous_result(&result_path, config)?;
     if let Some(done) = previous.as_ref().filter(|r| r.complete) {
@@ -512,7 +381,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         wall_seconds: 0.0,
         environment: Environment::default(),
     });
-    result.environment = Environment::current(device).after(&result.environment);
+    result.environment = current_environment(device).after(&result.environment);
     let earlier_wall = result.wall_seconds;
     let [c, _, _] = dataset.image_shape();
     // The EMA model of the last finished cycle, needed to query the next one.
@@ -636,7 +505,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         result.final_accuracy = accuracy;
         result.complete = cycle + 1 == n_cycles;
         result.wall_seconds = earlier_wall + started.elapsed().as_secs_f64();
-        write_json_atomic(&result_path, &result)?;
+        result::write(&result_path, &result).map_err(|source| RunError::Write { path: result_path.clone(), source })?;
         let _ = std::fs::remove_file(&train_state);
         // The previous cycle's weights are now superseded (and the last cycle saves none).
         if let Some(previous) = cycle.checked_sub(1) {

@@ -6,10 +6,11 @@
 //! on the CPU training is deterministic, so the retrained model reproduces the recorded
 //! evaluations exactly, and [`CommonScores::reproduced`] says whether it did.
 use crate::config::ExperimentConfig;
-use crate::experiment::{cycle_seeds, load_for_run, unlabeled_pool, RunError, RunResult};
+use crate::experiment::{cycle_seeds, load_for_run, unlabeled_pool, RunError};
 use crate::metrics::diversity;
+use crate::result::{Evaluation, RunResult};
 use crate::select::score_pool;
-use crate::train::{train, DeviceData, Evaluation};
+use crate::train::{train, DeviceData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

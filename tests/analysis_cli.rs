@@ -3,7 +3,7 @@
 mod common;
 
 use ssal::config::{ExperimentConfig, Method, QueryStrategy};
-use ssal::experiment::{write_json_atomic, CycleRecord, RunResult};
+use ssal::result::{write as write_json_atomic, CycleRecord, RunResult};
 use std::path::Path;
 use std::process::{Command, Output};
 

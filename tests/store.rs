@@ -1,6 +1,6 @@
 //! The results store: idempotent ingest, broken files skipped, changed files replaced, export.
 use ssal::config::ExperimentConfig;
-use ssal::experiment::{write_json_atomic, CycleRecord, RunResult};
+use ssal::result::{write as write_json_atomic, CycleRecord, RunResult};
 use ssal::store::Store;
 use std::path::Path;
 

@@ -334,7 +334,8 @@ fn error_line(e: &anyhow::Error) -> String {
 fn write_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     if let Some(path) = out {
-        return Ok(crate::experiment::write_text_atomic(path, text)?);
+        return crate::atomic_file::write(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()));
     }
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
@@ -510,13 +511,9 @@ fn open_existing(db: &std::path::Path) -> anyhow::Result<crate::store::Store> {
 
 /// `ssal score-queries`: loads the runs, scores them and prints the table.
 fn score_queries(common: &Path, runs: &[PathBuf]) -> anyhow::Result<()> {
-    let load = |dir: &Path| -> anyhow::Result<crate::experiment::RunResult> {
-        let path = dir.join("result.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a result", path.display()))
-    };
+    let load = |dir: &Path| crate::result::load(&crate::result::path_in(dir));
     let common_result = load(common)?;
-    let results = runs.iter().map(|d| load(d)).collect::<anyhow::Result<Vec<_>>>()?;
+    let results = runs.iter().map(|d| load(d)).collect::<Result<Vec<_>, _>>()?;
     let out = crate::queries::score_first_queries(&common_result, &results)?;
     let n = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:.4}"));
     println!("| run | method | query.strategy | picks | consistency (common model) | diversity (common model) | consistency (own model) | diversity (own model) |");
@@ -537,7 +534,7 @@ fn score_queries(common: &Path, runs: &[PathBuf]) -> anyhow::Result<()> {
     if out.reproduced() {
         println!("common model: cycle 0 of {}, retrained; its evaluations equal the recorded ones", common.display());
     } else {
-        let first = |e: &[crate::train::Evaluation]| e.first().map_or(f64::NAN, |e| e.accuracy);
+        let first = |e: &[crate::result::Evaluation]| e.first().map_or(f64::NAN, |e| e.accuracy);
         eprintln!(
             "warning: the retrained cycle-0 model of {} does not reproduce its recorded evaluations (first: recorded {:.4}, \
              retrained {:.4}); the run was made on another device or build, so the common model is comparable, not the same",

@@ -1,7 +1,7 @@
 //! The results database: `result.json` files ingested into SQLite (one row per run and one per
 //! (run, cycle)), idempotently, with a versioned schema.
 use crate::config::{EmbeddingSource, InitStrategy};
-use crate::experiment::RunResult;
+use crate::result::RunResult;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -183,7 +183,7 @@ impl Store {
                     continue;
                 }
             };
-            let result: RunResult = match serde_json::from_str(&text) {
+            let result = match crate::result::parse(&text) {
                 Ok(r) => r,
                 Err(e) => {
                     report.skipped.push((file, format!("not a valid result.json: {e}")));

@@ -75,10 +75,7 @@ pub fn last_lines(path: &Path, n: usize) -> Vec<String> {
 
 /// Whether `dir/result.json` is a complete result.
 fn has_complete_result(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("result.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| v["complete"] == serde_json::Value::Bool(true))
+    crate::result::is_complete(&crate::result::path_in(dir))
 }
 
 impl SweepRunner {

@@ -13,6 +13,7 @@ pub use state::{Checkpointing, TrainError};
 use crate::config::{ExperimentConfig, Method};
 use crate::data::{augment_batch, index_tensor, AugmentParams, Dataset};
 use crate::models::Network;
+use crate::result::Evaluation;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -20,15 +21,9 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// One evaluation of the EMA model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    pub step: usize,
-    pub accuracy: f64,
-    /// Test images evaluated when fewer than the whole test set (`train.eval_subset`); absent
-    /// for a whole-set evaluation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_images: Option<usize>,
+/// libtorch errors carry a C++ stack trace after the message; people need the message.
+pub(crate) fn first_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 /// The dataset moved to the compute device once, as `u8`, with its normalisation.
@@ -198,7 +193,7 @@ pub fn train(
     let classes = ds.num_classes as i64;
     let mut live = Network::new(config.model, c, classes, data.device);
     if let Some(previous) = warm_start {
-        live.vs.copy(&previous.vs).map_err(|e| TrainError::WarmStart(crate::experiment::first_line(&e)))?;
+        live.vs.copy(&previous.vs).map_err(|e| TrainError::WarmStart(first_line(&e)))?;
     }
     // The ramp-up in steps, also when given as a fraction of the run.
     let mixmatch = crate::config::MixMatchConfig {

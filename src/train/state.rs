@@ -1,9 +1,9 @@
 //! Checkpoints inside one cycle's training: everything the loop needs to go on exactly as if it
 //! had never stopped (both networks, Adam's moments, the EMA's update count, the RNG, the
 //! samplers' positions, the evaluations so far), in one file replaced atomically.
-use super::{Adam, Ema, EpochSampler, Evaluation};
-use crate::experiment::first_line;
+use super::{first_line, Adam, Ema, EpochSampler};
 use crate::models::Network;
+use crate::result::Evaluation;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -94,9 +94,10 @@ impl Checkpointing {
             named.extend(net.vs.variables().into_iter().map(|(k, v)| (format!("{prefix}.{k}"), v)));
         }
         named.extend(opt.named_state());
-        let tmp = self.path.with_extension("tmp");
-        Tensor::save_multi(&named, &tmp).map_err(|e| self.error(format!("cannot save: {}", first_line(&e))))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| self.error(format!("cannot rename into place: {e}")))
+        crate::atomic_file::replace(&self.path, |tmp| {
+            Tensor::save_multi(&named, tmp).map_err(|e| std::io::Error::other(first_line(&e)))
+        })
+        .map_err(|e| self.error(format!("cannot save: {e}")))
     }
 
     /// Loads a saved state into the fresh networks and optimizer; does nothing when no state is
