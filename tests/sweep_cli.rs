@@ -198,3 +198,151 @@ fn local_backend_runs_every_job_and_resume_then_submits_nothing() {
     assert_eq!(slurm.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&slurm.stderr).contains("scontrol"), "{}", String::from_utf8_lossy(&slurm.stderr));
 }
+
+/// A local sweep of cheap supervised runs on a tiny synthetic dataset, its seeds set by
+/// [`LocalSweep::seeds`], driven through the binary.
+struct LocalSweep {
+    _tmp: tempfile::TempDir,
+    data: std::path::PathBuf,
+    file: std::path::PathBuf,
+    results: std::path::PathBuf,
+}
+
+impl LocalSweep {
+    fn new() -> LocalSweep {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        common::write_idx_dataset(&data, 200, 50, false);
+        let (file, results) = (tmp.path().join("edit.toml"), tmp.path().join("results"));
+        LocalSweep { data, file, results, _tmp: tmp }
+    }
+
+    /// Writes the sweep file with `seeds` as its only axis.
+    fn seeds(&self, seeds: &[u32]) {
+        let list: Vec<String> = seeds.iter().map(u32::to_string).collect();
+        std::fs::write(
+            &self.file,
+            format!(
+                "[base]\ndevice = \"cpu\"\nmethod = \"supervised\"\n[base.dataset]\npath = \"{}\"\n[base.labeled]\n\
+                 size = 20\n[base.train]\nsteps = 10\nbatch_size = 8\neval_every = 10\n[grid]\nseed = [{}]\n",
+                self.data.display(),
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+    }
+
+    /// `ssal sweep VERB FILE --results R [extra]`: (exit code, stdout, stderr).
+    fn run(&self, verb: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+        let mut args = vec!["sweep", verb, self.file.to_str().unwrap(), "--results", self.results.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_ssal")).args(&args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let (code, stdout, stderr) = self.run("status", &["--format", "json"]);
+        assert_eq!(code, Some(0), "{stdout}{stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    }
+
+    /// The job directory of the job with `seed` (its config's content hash).
+    fn job_dir(&self, seed: u64) -> std::path::PathBuf {
+        let jobs = self.results.join("edit/jobs");
+        std::fs::read_dir(&jobs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|d| ExperimentConfig::load(&d.join("config.toml")).unwrap().seed == seed)
+            .unwrap_or_else(|| panic!("no job with seed {seed} under {}", jobs.display()))
+    }
+}
+
+#[test]
+fn a_removed_value_retires_its_job_with_its_result_and_adding_it_back_restores_it() {
+    let s = LocalSweep::new();
+    s.seeds(&[0, 1]);
+    let (code, stdout, stderr) = s.run("submit", &["--backend", "local"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("submitted 2 jobs") && stdout.contains("2 done"), "{stdout}");
+    let seed0 = s.job_dir(0);
+    let result0 = std::fs::read_to_string(seed0.join("result.json")).unwrap();
+    let log0 = std::fs::read_to_string(seed0.join("log.txt")).unwrap();
+
+    // Seed 0 leaves the sweep file: resume retires it and submits nothing.
+    s.seeds(&[1]);
+    let (code, stdout, stderr) = s.run("resume", &["--backend", "local"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("submitted 0 jobs") && stdout.contains("1 done · 1 retired"), "{stdout}");
+    assert!(stderr.contains("sweep edit: 1 job retired (no longer in the sweep file"), "{stderr}");
+    // Status shows it as retired, apart from the plan's jobs, with its result.
+    let (code, stdout, stderr) = s.run("status", &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("| done | 1 |") && stdout.contains("| retired | 1 |"), "{stdout}");
+    assert!(stdout.contains("retired (values no longer in the sweep file): 1 done;"), "{stdout}");
+    let id0 = seed0.file_name().unwrap().to_str().unwrap();
+    let line = stdout.lines().find(|l| l.contains(id0)).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains("[seed=0] done: ") && line.ends_with("result.json"), "{line}");
+    assert!(!stderr.contains("retired"), "a second look retires nothing new: {stderr}");
+    let v = s.status_json();
+    assert_eq!((v["jobs"].as_u64(), v["states"]["done"].as_u64(), v["retired"].as_u64()), (Some(1), Some(1), Some(1)));
+    let r = &v["retired_jobs"][0];
+    assert_eq!(
+        (r["job_id"].as_str(), r["axes"].as_str(), r["state"].as_str()),
+        (Some(id0), Some("[seed=0]"), Some("done"))
+    );
+    assert_eq!(std::fs::read_to_string(r["result"].as_str().unwrap()).unwrap(), result0);
+    // Its result stays reportable: ingesting the sweep's directory finds both results.
+    let db = s.results.join("runs.db");
+    let o = Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args(["results", "ingest", s.results.join("edit").to_str().unwrap(), "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let seeds: Vec<i64> = conn
+        .prepare("SELECT seed FROM runs ORDER BY seed")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(seeds, vec![0, 1]);
+
+    // Seed 0 comes back: restored as done, not run again.
+    s.seeds(&[0, 1]);
+    let (code, stdout, stderr) = s.run("resume", &["--backend", "local"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("submitted 0 jobs") && stdout.contains("sweep edit: 2 done\n"), "{stdout}");
+    assert!(stderr.contains("1 retired job restored (back in the sweep file)"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(seed0.join("result.json")).unwrap(), result0);
+    assert_eq!(std::fs::read_to_string(seed0.join("log.txt")).unwrap(), log0, "not run again");
+    let v = s.status_json();
+    assert_eq!((v["states"]["done"].as_u64(), v["retired"].as_u64()), (Some(2), Some(0)));
+}
+
+#[test]
+fn seeds_0_then_1_resume_submits_only_seed_1() {
+    // Issue 17's report: seed 0 planned (never run), the file edited to seed 1, resume ran both.
+    let s = LocalSweep::new();
+    s.seeds(&[0]);
+    let (code, stdout, stderr) = s.run("status", &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("| planned | 1 |"), "{stdout}");
+    s.seeds(&[1]);
+    // Re-planning already retires it, and says so.
+    let (code, stdout, stderr) = s.run("plan", &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("1 job retired"), "{stderr}");
+    let (code, stdout, stderr) = s.run("resume", &["--backend", "local"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("submitted 1 jobs") && stdout.contains("1 done · 1 retired"), "{stdout}");
+    assert!(!s.job_dir(0).join("log.txt").exists(), "seed 0 never ran");
+    assert!(s.job_dir(1).join("result.json").is_file());
+    let v = s.status_json();
+    assert_eq!(v["retired_jobs"][0]["state"], "planned", "{v}");
+    assert_eq!(v["retired_jobs"][0]["result"], serde_json::Value::Null, "{v}");
+}

@@ -29,6 +29,12 @@ impl Cluster {
         Cluster { results: root.join("results"), _tmp: tmp, root, state, sweep }
     }
 
+    /// Rewrites the sweep file with `seeds` (and no `[slurm]` settings).
+    fn set_seeds(&self, seeds: &[u32]) {
+        let list: Vec<String> = seeds.iter().map(u32::to_string).collect();
+        std::fs::write(&self.sweep, format!("[grid]\nseed = [{}]\n", list.join(", "))).unwrap();
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ssal"));
         c.args(args).env("PATH", path_with_fake()).env("FAKE_SLURM_DIR", &self.state);
@@ -289,4 +295,64 @@ fn batch_scripts_hold_absolute_paths() {
         "{body}"
     );
     assert!(!body.contains("=results/"), "{body}");
+}
+
+#[test]
+fn a_removed_value_retires_its_queued_job_which_resume_never_submits_until_it_is_back() {
+    let c = Cluster::new(2, "");
+    assert!(c.sweep("submit", &["--backend", "slurm"]).status.success());
+    let job = first_job(&c);
+    // Seed 0 leaves the file while its task is queued; seed 2 joins.
+    c.set_seeds(&[1, 2]);
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 1 jobs"), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 job retired"), "{}", text(&o));
+    assert_eq!(c.submissions(), 2);
+    // The new array is seed 2's alone: its task 0 reads line 1 of its own task list, so a
+    // retired job shifts no task onto another job.
+    let tsv = std::fs::read_to_string(c.results.join("fake/plan.tsv")).unwrap();
+    let seed2 = tsv.lines().find(|l| l.ends_with("[seed=2]")).unwrap().split('\t').nth(1).unwrap();
+    let arrays = c.results.join("fake/arrays");
+    let mut lists: Vec<_> = std::fs::read_dir(&arrays)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tasks"))
+        .collect();
+    lists.sort();
+    assert_eq!(std::fs::read_to_string(lists.last().unwrap()).unwrap(), format!("{seed2}\n"));
+    assert!(std::fs::read_to_string(lists.last().unwrap().with_extension("sh")).unwrap().contains("--array=0-0\n"));
+    // The retired job is still followed at Slurm, shown apart from the plan's jobs.
+    let (code, status) = c.status_json();
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!((status["states"]["submitted"].as_u64(), status["retired"].as_u64()), (Some(2), Some(1)), "{status}");
+    let retired = &status["retired_jobs"][0];
+    assert_eq!(
+        (retired["state"].as_str(), retired["handle"].as_str()),
+        (Some("submitted"), Some(&*format!("{job}_0")))
+    );
+    let o = c.sweep("status", &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("| retired | 1 |") && out.contains("1 is still queued or running: followed until the end"),
+        "{out}"
+    );
+    // It fails: that is its own outcome, not the sweep's failure, and resume does not retry it.
+    c.fake(&["set", &format!("{job}_0"), "FAILED", "1"]);
+    let (code, status) = c.status_json();
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!(status["retired_jobs"][0]["state"], "failed", "{status}");
+    assert_eq!(status["failed"].as_array().map(Vec::len), Some(0), "{status}");
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 0 jobs"), "{}", text(&o));
+    assert_eq!(c.submissions(), 2);
+    // Seed 0 back in the file: restored, and as a failed job resume tries it again.
+    c.set_seeds(&[0, 1, 2]);
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 1 jobs"), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 retired job restored"), "{}", text(&o));
+    assert_eq!(c.submissions(), 3);
+    let (_, status) = c.status_json();
+    assert_eq!((status["states"]["submitted"].as_u64(), status["retired"].as_u64()), (Some(3), Some(0)), "{status}");
 }

@@ -2,7 +2,8 @@
 use super::SweepCommand;
 use crate::scheduler::{LocalScheduler, Scheduler, SlurmScheduler};
 use crate::sweep::{
-    plan_file, render_array_script, ArrayScript, JobState, LockError, Plan, SweepLock, SweepRunner, Tally,
+    plan_file, render_array_script, ArrayScript, JobState, LockError, Plan, PlanSync, SweepLock, SweepRunner, Tally,
+    TrackedJob,
 };
 use anyhow::Context;
 use std::fmt::Write as _;
@@ -76,9 +77,34 @@ fn sweep_dir(plan: &Plan, at: &SweepAt) -> anyhow::Result<PathBuf> {
 }
 
 /// Writes the plan under the sweep's directory and opens its state (under the lock for
-/// commands that submit or cancel).
+/// commands that submit or cancel), saying on stderr how many jobs opening it retired or restored.
 fn open_runner(plan: &Plan, at: &SweepAt) -> anyhow::Result<SweepRunner> {
-    Ok(SweepRunner::open(plan, &sweep_dir(plan, at)?)?)
+    let runner = SweepRunner::open(plan, &sweep_dir(plan, at)?)?;
+    report_sync(plan, &runner.synced);
+    Ok(runner)
+}
+
+/// `1 job`, `2 jobs` (with `adjective` between: `1 retired job`).
+fn n_jobs(n: usize, adjective: &str) -> String {
+    let adjective = if adjective.is_empty() { String::new() } else { format!("{adjective} ") };
+    format!("{n} {adjective}job{}", if n == 1 { "" } else { "s" })
+}
+
+/// One line when planning retired or restored jobs (nothing when it changed neither).
+fn report_sync(plan: &Plan, synced: &PlanSync) {
+    let mut parts = Vec::new();
+    if !synced.retired.is_empty() {
+        parts.push(format!(
+            "{} retired (no longer in the sweep file: kept with any result, never submitted again)",
+            n_jobs(synced.retired.len(), "")
+        ));
+    }
+    if !synced.restored.is_empty() {
+        parts.push(format!("{} restored (back in the sweep file)", n_jobs(synced.restored.len(), "retired")));
+    }
+    if !parts.is_empty() {
+        eprintln!("ssal: sweep {}: {}", plan.name, parts.join("; "));
+    }
 }
 
 /// Takes the sweep's lock, waiting (with a message) unless `no_wait`.
@@ -105,17 +131,48 @@ fn scheduler(
     })
 }
 
+/// The plan's jobs per state, then the retired ones: `2 done · 1 retired`.
 fn tally_line(t: &Tally) -> String {
-    JobState::ALL
-        .iter()
-        .filter(|s| t.get(**s) > 0)
-        .map(|s| format!("{} {}", t.get(*s), s.as_str()))
-        .collect::<Vec<_>>()
-        .join(" · ")
+    let mut parts: Vec<String> =
+        JobState::ALL.iter().filter(|s| t.get(**s) > 0).map(|s| format!("{} {}", t.get(*s), s.as_str())).collect();
+    if t.retired() > 0 {
+        parts.push(format!("{} retired", t.retired()));
+    }
+    parts.join(" · ")
 }
 
+/// The plan's jobs per state (retired jobs are apart: `"retired"` next to it).
 fn tally_json(t: &Tally) -> serde_json::Value {
     JobState::ALL.iter().map(|s| (s.as_str().to_string(), serde_json::Value::from(t.get(*s)))).collect()
+}
+
+/// Where a retired job's result is, if it has a complete one.
+fn retired_result(j: &TrackedJob) -> Option<PathBuf> {
+    (j.state == JobState::Done).then(|| j.dir.join("result.json"))
+}
+
+/// The hint under `status`'s table: what retired means, by state, and what happens to those
+/// still at the scheduler.
+fn retired_hint(retired: &[&TrackedJob]) -> String {
+    let by_state: Vec<String> = JobState::ALL
+        .iter()
+        .map(|s| (s, retired.iter().filter(|j| j.state == *s).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{n} {}", s.as_str()))
+        .collect();
+    let mut hint = format!(
+        "retired (values no longer in the sweep file): {}; kept with their results, never submitted again, \
+         restored if the values come back",
+        by_state.join(", ")
+    );
+    let active = retired.iter().filter(|j| j.state.is_active()).count();
+    if active > 0 {
+        let (is, it) = if active == 1 { ("is", "it") } else { ("are", "them") };
+        hint.push_str(&format!(
+            "; {active} {is} still queued or running: followed until the end (`ssal sweep cancel` stops {it} too)"
+        ));
+    }
+    hint
 }
 
 /// Submits what `eligible` allows; local runs (and `--wait`) then wait with a progress bar.
@@ -142,7 +199,9 @@ fn submit(
     if backend == Backend::Slurm && !how.wait {
         let tally = runner.tally()?;
         if json {
-            let v = serde_json::json!({ "sweep": plan.name, "submitted": n, "states": tally_json(&tally) });
+            let v = serde_json::json!({
+                "sweep": plan.name, "submitted": n, "states": tally_json(&tally), "retired": tally.retired(),
+            });
             return super::write_output(None, &format!("{v}\n"));
         }
         println!("{}", tally_line(&tally));
@@ -181,7 +240,7 @@ fn submit(
     let tally = &outcome.tally;
     if json {
         let v = serde_json::json!({
-            "sweep": plan.name, "submitted": n, "states": tally_json(tally),
+            "sweep": plan.name, "submitted": n, "states": tally_json(tally), "retired": tally.retired(),
             "stopped_by_failures": outcome.stopped_by_failures,
         });
         super::write_output(None, &format!("{v}\n"))?;
@@ -215,7 +274,8 @@ fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Resu
         runner.refresh(None)?;
     }
     let tally = runner.tally()?;
-    let jobs = runner.db.jobs()?;
+    let all = runner.db.jobs()?;
+    let (retired, jobs): (Vec<&TrackedJob>, Vec<&TrackedJob>) = all.iter().partition(|j| j.is_retired());
     let failed: Vec<_> = jobs.iter().filter(|j| j.state == JobState::Failed).collect();
     let waiting: Vec<_> =
         jobs.iter().filter(|j| j.state == JobState::Submitted && j.pending_reason.is_some()).collect();
@@ -249,6 +309,11 @@ fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Resu
             "blocked": blocked.iter().map(|(r, a, n)| serde_json::json!({"reason": r, "jobs": n, "advice": a})).collect::<Vec<_>>(),
             "failed": failed_json,
             "failure_groups": groups.iter().map(|(line, ids)| serde_json::json!({"error": line, "jobs": ids})).collect::<Vec<_>>(),
+            "retired": retired.len(),
+            "retired_jobs": retired.iter().map(|j| serde_json::json!({
+                "job_id": j.job_id, "axes": j.axes, "state": j.state.as_str(), "handle": j.handle,
+                "attempts": j.attempts, "result": retired_result(j).map(|r| r.display().to_string()),
+            })).collect::<Vec<_>>(),
         });
         super::write_output(None, &format!("{v}\n"))?;
     } else {
@@ -256,6 +321,22 @@ fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Resu
         text.push_str("| state | jobs |\n|---|---:|\n");
         for s in JobState::ALL {
             writeln!(text, "| {} | {} |", s.as_str(), tally.get(s))?;
+        }
+        writeln!(text, "| retired | {} |", retired.len())?;
+        if !retired.is_empty() {
+            writeln!(text, "\n{}", retired_hint(&retired))?;
+            const SHOWN: usize = 20;
+            for j in retired.iter().take(SHOWN) {
+                let at = match (retired_result(j), &j.handle) {
+                    (Some(result), _) => format!(": {}", result.display()),
+                    (None, Some(handle)) => format!(" ({handle})"),
+                    (None, None) => String::new(),
+                };
+                writeln!(text, "  {} {} {}{at}", j.job_id, j.axes.as_deref().unwrap_or("[?]"), j.state.as_str())?;
+            }
+            if retired.len() > SHOWN {
+                writeln!(text, "  … and {} more (`--format json` lists them all)", retired.len() - SHOWN)?;
+            }
         }
         for (reason, advice, n) in &blocked {
             writeln!(text, "\nerror: {n} queued jobs can never start (Slurm reason {reason}): {advice}")?;
@@ -347,7 +428,12 @@ pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
         SweepCommand::Plan { file, at, output, check } => {
             let plan = plan_file(&file)?;
             let dir = sweep_dir(&plan, &at)?;
-            plan.write(&dir)?;
+            if dir.join("state.db").is_file() {
+                // Re-planning a sweep that has run: retire and restore now, and say so.
+                report_sync(&plan, &SweepRunner::open(&plan, &dir)?.synced);
+            } else {
+                plan.write(&dir)?;
+            }
             let verdict = if check { Some(check_plan(&plan, &dir)?) } else { None };
             if output.format == Format::Json {
                 let jobs: Vec<serde_json::Value> = plan

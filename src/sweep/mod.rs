@@ -9,7 +9,7 @@ mod state;
 pub use lock::{LockError, SweepLock};
 pub use runner::{job_log, last_lines, FailureGroups, RunnerError, SweepRunner, Tally, WaitOutcome};
 pub use script::{render_array_script, ArrayScript, SlurmSettings};
-pub use state::{JobState, StateDb, StateError, TrackedJob};
+pub use state::{JobState, PlanSync, PlannedJob, StateDb, StateError, TrackedJob};
 
 use crate::config::{ConfigError, ExperimentConfig};
 use rand::seq::SliceRandom;
@@ -284,6 +284,13 @@ pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
 fn describe(label: &[(String, String)]) -> String {
     let parts: Vec<String> = label.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("[{}]", parts.join(", "))
+}
+
+impl Job {
+    /// The axis values that define the job, as plan.tsv shows them: `[seed=0, method=mixmatch]`.
+    pub fn describe(&self) -> String {
+        describe(&self.label)
+    }
 }
 
 impl Plan {

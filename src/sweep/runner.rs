@@ -2,7 +2,7 @@
 //! (each chunk journalled before the scheduler is asked, so that it is submitted exactly once),
 //! refresh states from one scheduler poll plus the jobs' result files, retry failures, stop after
 //! too many, cancel.
-use super::{JobState, Plan, StateDb, StateError, TrackedJob};
+use super::{JobState, Plan, PlanSync, PlannedJob, StateDb, StateError, TrackedJob};
 use crate::scheduler::{Observed, Scheduler, SchedulerError, Task};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,14 +18,22 @@ pub enum RunnerError {
     Plan(#[from] super::SweepError),
 }
 
-/// Jobs per state.
+/// Jobs per state: the plan's, and apart from them the retired ones (no longer in the plan).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Tally(pub BTreeMap<JobState, usize>);
+pub struct Tally {
+    pub planned: BTreeMap<JobState, usize>,
+    pub retired: BTreeMap<JobState, usize>,
+}
 
 impl Tally {
-    /// Jobs in `state`.
+    /// The plan's jobs in `state`.
     pub fn get(&self, state: JobState) -> usize {
-        self.0.get(&state).copied().unwrap_or(0)
+        self.planned.get(&state).copied().unwrap_or(0)
+    }
+
+    /// How many jobs are retired, whatever their state.
+    pub fn retired(&self) -> usize {
+        self.retired.values().sum()
     }
 }
 
@@ -33,6 +41,9 @@ impl Tally {
 pub struct SweepRunner {
     pub dir: PathBuf,
     pub db: StateDb,
+    /// What opening it changed: jobs retired because the plan no longer holds them, retired
+    /// jobs restored because it holds them again.
+    pub synced: PlanSync,
 }
 
 /// A fresh submission token: unique across processes and time (not a random choice of an
@@ -79,21 +90,27 @@ fn has_complete_result(dir: &Path) -> bool {
 }
 
 impl SweepRunner {
-    /// Writes the plan under `dir` (configs, plan.tsv) and records its jobs in `dir/state.db`.
+    /// Writes the plan under `dir` (configs, plan.tsv) and records its jobs in `dir/state.db`:
+    /// known jobs the plan no longer holds are retired, retired ones it holds again restored
+    /// ([`SweepRunner::synced`] says which).
     pub fn open(plan: &Plan, dir: &Path) -> Result<Self, RunnerError> {
         plan.write(dir)?;
         let mut db = StateDb::open(&dir.join("state.db"))?;
-        let jobs: Vec<(String, PathBuf)> =
-            plan.jobs.iter().map(|j| (j.id.clone(), dir.join("jobs").join(&j.id))).collect();
-        db.sync_plan(&jobs)?;
-        Ok(SweepRunner { dir: dir.to_path_buf(), db })
+        let jobs: Vec<PlannedJob> = plan
+            .jobs
+            .iter()
+            .map(|j| PlannedJob { id: j.id.clone(), dir: dir.join("jobs").join(&j.id), axes: j.describe() })
+            .collect();
+        let synced = db.sync_plan(&jobs)?;
+        Ok(SweepRunner { dir: dir.to_path_buf(), db, synced })
     }
 
-    /// Jobs per state.
+    /// Jobs per state, the retired ones apart.
     pub fn tally(&self) -> Result<Tally, RunnerError> {
         let mut t = Tally::default();
         for j in self.db.jobs()? {
-            *t.0.entry(j.state).or_default() += 1;
+            let counts = if j.is_retired() { &mut t.retired } else { &mut t.planned };
+            *counts.entry(j.state).or_default() += 1;
         }
         Ok(t)
     }
@@ -181,8 +198,10 @@ impl SweepRunner {
         Ok(())
     }
 
-    /// Submits jobs that are not done and not active and satisfy `eligible`, keeping at most
-    /// `max_queued` of the sweep's jobs active, in chunks the scheduler accepts. Each chunk is
+    /// Submits the plan's jobs that are not done and not active and satisfy `eligible` (never a
+    /// retired one), keeping at most `max_queued` of the sweep's jobs active (retired ones that
+    /// are still queued or running count: they hold places in the queue), in chunks the
+    /// scheduler accepts. Each chunk is
     /// journalled under a fresh token before the scheduler is asked; a definite refusal closes
     /// the entry, an ambiguous answer leaves it open for [`SweepRunner::reconcile`]. Returns how
     /// many jobs were submitted.
@@ -197,7 +216,7 @@ impl SweepRunner {
         let room = max_queued.saturating_sub(active);
         let ready: Vec<Task> = jobs
             .iter()
-            .filter(|j| !j.state.is_active() && j.state != JobState::Done && eligible(j))
+            .filter(|j| !j.is_retired() && !j.state.is_active() && j.state != JobState::Done && eligible(j))
             .take(room)
             .map(|j| Task { job_id: j.job_id.clone(), dir: j.dir.clone() })
             .collect();
@@ -222,10 +241,10 @@ impl SweepRunner {
         Ok(submitted)
     }
 
-    /// Failed jobs grouped by the scheduler's detail or the last line of their log.
+    /// The plan's failed jobs grouped by the scheduler's detail or the last line of their log.
     pub fn failure_groups(&self) -> Result<FailureGroups, RunnerError> {
         let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for j in self.db.jobs()?.into_iter().filter(|j| j.state == JobState::Failed) {
+        for j in self.db.jobs()?.into_iter().filter(|j| j.state == JobState::Failed && !j.is_retired()) {
             let line = job_log(&self.dir, &j)
                 .and_then(|log| last_lines(&log, 1).pop())
                 .or(j.detail.clone())
@@ -237,7 +256,8 @@ impl SweepRunner {
         Ok(out)
     }
 
-    /// Polls and submits until no job is active and none may be retried; failed jobs are retried
+    /// Polls and submits until none of the plan's jobs is active and none may be retried (retired
+    /// jobs still queued or running are polled meanwhile, not waited for); failed jobs are retried
     /// until `max_attempts`. Once `max_failures` attempts have failed nothing more is submitted
     /// (the circuit breaker: a config error fails every job the same way). A scheduler that does
     /// not answer is asked again at the next poll (`on_warning` hears of it), up to ten times in
@@ -302,7 +322,7 @@ impl SweepRunner {
         }
     }
 
-    /// Cancels every active job of `scheduler`'s backend.
+    /// Cancels every active job of `scheduler`'s backend, retired ones included.
     pub fn cancel(&mut self, scheduler: &mut dyn Scheduler) -> Result<usize, RunnerError> {
         self.reconcile(scheduler)?;
         let ours = self.active_on(scheduler.name())?;
@@ -417,5 +437,32 @@ mod tests {
         assert!(why.contains("4 attempts failed") && why.contains("4 jobs: FAILED, exit 1:0"), "{why}");
         assert_eq!(s.submissions.len(), 2, "two chunks of two, no retries");
         assert_eq!(r.failure_groups().unwrap()[0].1.len(), 4);
+    }
+
+    #[test]
+    fn retired_jobs_are_polled_and_cancelled_but_never_submitted() {
+        let t = tempfile::tempdir().unwrap();
+        let mut s = Memory::default();
+        assert_eq!(runner(t.path(), 3).submit(&mut s, 100, |_| true).unwrap(), 3);
+        // Seed 2 leaves the sweep file while it is queued: it is retired, still tracked.
+        let mut r = runner(t.path(), 2);
+        assert_eq!(r.synced.retired.len(), 1);
+        let tally = r.tally().unwrap();
+        assert_eq!((tally.get(JobState::Submitted), tally.retired.get(&JobState::Submitted)), (2, Some(&1)));
+        // Its end is still polled; failed, it is not retried however eligible it looks.
+        s.outcome = Some(Observed::Ended { success: false, detail: Some("FAILED, exit 1:0".into()) });
+        r.refresh(Some(&mut s)).unwrap();
+        let tally = r.tally().unwrap();
+        assert_eq!((tally.get(JobState::Failed), tally.retired.get(&JobState::Failed)), (2, Some(&1)));
+        assert_eq!(r.failure_groups().unwrap()[0].1.len(), 2, "the plan's failures only");
+        assert_eq!(r.submit(&mut s, 100, |_| true).unwrap(), 2);
+        // Cancel stops the retired job's next attempt too once it is back and queued again.
+        let mut r = runner(t.path(), 3);
+        assert_eq!(r.synced.restored.len(), 1);
+        assert_eq!(r.submit(&mut s, 100, |_| true).unwrap(), 1);
+        let mut r = runner(t.path(), 2);
+        s.outcome = None;
+        assert_eq!(r.cancel(&mut s).unwrap(), 3, "two of the plan and one retired");
+        assert_eq!(r.tally().unwrap().retired.get(&JobState::Cancelled), Some(&1));
     }
 }

@@ -1,6 +1,8 @@
 //! The state of a sweep's jobs in SQLite (`results/<sweep>/state.db`, WAL): which backend has
-//! each job under which handle, how often it was tried, and where its result and log go.
+//! each job under which handle, how often it was tried, where its result and log go, and whether
+//! it is still in the sweep file's plan (a job whose values left the file is retired).
 use rusqlite::{params, Connection};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Where a job stands. `Done` means a complete `result.json` exists; nothing else does.
@@ -64,6 +66,36 @@ pub struct TrackedJob {
     pub detail: Option<String>,
     /// Why a queued job waits (Slurm's pending reason).
     pub pending_reason: Option<String>,
+    /// The axis values that define the job (`[seed=0, method=mixmatch]`), as last planned.
+    pub axes: Option<String>,
+    /// When the job left the plan (its values were removed from the sweep file); `None` while it
+    /// is in the plan. A retired job keeps its state, result and handle but is never submitted;
+    /// `plan_index` is then its index in the last plan that held it.
+    pub retired_at: Option<i64>,
+}
+
+impl TrackedJob {
+    /// No longer in the sweep file's plan: never submitted, not counted with the plan's jobs.
+    pub fn is_retired(&self) -> bool {
+        self.retired_at.is_some()
+    }
+}
+
+/// One job of the current plan, as [`StateDb::sync_plan`] records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedJob {
+    pub id: String,
+    pub dir: PathBuf,
+    /// The axis values that define it, for people reading `status`.
+    pub axes: String,
+}
+
+/// What [`StateDb::sync_plan`] changed: the job ids it retired (known, not in the plan) and the
+/// retired ones it restored (in the plan again).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanSync {
+    pub retired: Vec<String>,
+    pub restored: Vec<String>,
 }
 
 /// Errors of the state database, naming its path.
@@ -125,8 +157,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 ";
 
-/// Columns added after the first version, with their definitions.
-const ADDED_COLUMNS: [(&str, &str); 2] = [("detail", "TEXT"), ("pending_reason", "TEXT")];
+/// Columns added after the first version, with their definitions (an older database gets them,
+/// empty, when it is opened: no job of it is retired until a plan without it is synced).
+const ADDED_COLUMNS: [(&str, &str); 4] =
+    [("detail", "TEXT"), ("pending_reason", "TEXT"), ("axes", "TEXT"), ("retired_at", "INTEGER")];
 
 impl StateDb {
     /// Opens (creating) the database at `path`.
@@ -151,37 +185,63 @@ impl StateDb {
         move |source| StateError { path: self.path.clone(), source }
     }
 
-    /// Records the plan's jobs (new ones as planned; known ones keep their state).
-    pub fn sync_plan(&mut self, jobs: &[(String, PathBuf)]) -> Result<(), StateError> {
+    /// Records the plan's jobs: new ones as planned; known ones keep their state, take their new
+    /// plan index and axes and, if they were retired, are restored. Known jobs missing from the
+    /// plan are retired (state, handle and attempts untouched). One transaction.
+    pub fn sync_plan(&mut self, jobs: &[PlannedJob]) -> Result<PlanSync, StateError> {
         let t = now();
-        let tx = self.conn.transaction().map_err(|source| StateError { path: self.path.clone(), source })?;
-        for (index, (id, dir)) in jobs.iter().enumerate() {
+        let path = self.path.clone();
+        let err = |source| StateError { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        let known: Vec<(String, bool)> = {
+            let mut stmt =
+                tx.prepare("SELECT job_id, retired_at IS NOT NULL FROM jobs ORDER BY plan_index").map_err(err)?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
+            rows.collect::<Result<_, _>>().map_err(err)?
+        };
+        let planned: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        let mut sync = PlanSync::default();
+        for (id, retired) in known {
+            match (planned.contains(id.as_str()), retired) {
+                (false, false) => {
+                    tx.execute("UPDATE jobs SET retired_at = ?2, updated_at = ?2 WHERE job_id = ?1", params![id, t])
+                        .map_err(err)?;
+                    sync.retired.push(id);
+                }
+                (true, true) => sync.restored.push(id),
+                _ => {}
+            }
+        }
+        for (index, job) in jobs.iter().enumerate() {
             tx.execute(
-                "INSERT INTO jobs (job_id, plan_index, config_hash, state, planned_at, updated_at, dir, result_path, log_path)
-                 VALUES (?1, ?2, ?1, 'planned', ?3, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(job_id) DO UPDATE SET plan_index = excluded.plan_index",
+                "INSERT INTO jobs (job_id, plan_index, config_hash, state, planned_at, updated_at, dir, result_path, log_path, axes)
+                 VALUES (?1, ?2, ?1, 'planned', ?3, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(job_id) DO UPDATE SET plan_index = excluded.plan_index, axes = excluded.axes,
+                     retired_at = NULL",
                 params![
-                    id,
+                    job.id,
                     index as i64,
                     t,
-                    dir.to_string_lossy(),
-                    dir.join("result.json").to_string_lossy(),
-                    dir.join("log.txt").to_string_lossy()
+                    job.dir.to_string_lossy(),
+                    job.dir.join("result.json").to_string_lossy(),
+                    job.dir.join("log.txt").to_string_lossy(),
+                    job.axes
                 ],
             )
-            .map_err(|source| StateError { path: self.path.clone(), source })?;
+            .map_err(err)?;
         }
-        tx.commit().map_err(|source| StateError { path: self.path.clone(), source })
+        tx.commit().map_err(err)?;
+        Ok(sync)
     }
 
-    /// All jobs in plan order.
+    /// All jobs: the plan's in plan order, then the retired ones (by their last plan index).
     pub fn jobs(&self) -> Result<Vec<TrackedJob>, StateError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT job_id, plan_index, backend, handle, state, attempts, submitted_at, finished_at, dir,
-                        detail, pending_reason
-                 FROM jobs ORDER BY plan_index",
+                        detail, pending_reason, axes, retired_at
+                 FROM jobs ORDER BY retired_at IS NOT NULL, plan_index, job_id",
             )
             .map_err(self.err())?;
         let rows = stmt
@@ -199,6 +259,8 @@ impl StateDb {
                     dir: PathBuf::from(r.get::<_, String>(8)?),
                     detail: r.get(9)?,
                     pending_reason: r.get(10)?,
+                    axes: r.get(11)?,
+                    retired_at: r.get(12)?,
                 })
             })
             .map_err(self.err())?;
@@ -281,10 +343,17 @@ impl StateDb {
         Ok(())
     }
 
-    /// How many attempts of this sweep's jobs ended failed (the circuit breaker's count).
+    /// How many attempts of the plan's jobs ended failed (the circuit breaker's count). Retired
+    /// jobs' attempts do not count: removing a broken value from the sweep file and resuming
+    /// does not find the breaker already open.
     pub fn failed_attempts(&self) -> Result<u32, StateError> {
         self.conn
-            .query_row("SELECT COUNT(*) FROM attempts WHERE state = 'failed'", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM attempts a JOIN jobs j ON j.job_id = a.job_id
+                 WHERE a.state = 'failed' AND j.retired_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
             .map_err(self.err())
     }
 
@@ -307,5 +376,92 @@ impl StateDb {
             )
             .map_err(self.err())?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(ids: &[&str]) -> Vec<PlannedJob> {
+        ids.iter()
+            .map(|id| PlannedJob {
+                id: id.to_string(),
+                dir: PathBuf::from("/s/jobs").join(id),
+                axes: format!("[{id}]"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn jobs_leaving_the_plan_are_retired_with_their_state_and_restored_when_back() {
+        let t = tempfile::tempdir().unwrap();
+        let mut db = StateDb::open(&t.path().join("state.db")).unwrap();
+        assert_eq!(db.sync_plan(&planned(&["a", "b"])).unwrap(), PlanSync::default());
+        db.set_state("a", JobState::Done).unwrap();
+        let sync = db.sync_plan(&planned(&["b", "c"])).unwrap();
+        assert_eq!(sync, PlanSync { retired: vec!["a".into()], restored: vec![] });
+        let jobs = db.jobs().unwrap();
+        let ids: Vec<(&str, bool)> = jobs.iter().map(|j| (j.job_id.as_str(), j.is_retired())).collect();
+        assert_eq!(ids, vec![("b", false), ("c", false), ("a", true)], "the plan's jobs first");
+        assert_eq!(jobs[2].state, JobState::Done, "a retired job keeps its outcome");
+        assert_eq!(jobs[2].axes.as_deref(), Some("[a]"));
+        // Syncing the same plan again changes nothing.
+        assert_eq!(db.sync_plan(&planned(&["b", "c"])).unwrap(), PlanSync::default());
+        let sync = db.sync_plan(&planned(&["a", "b", "c"])).unwrap();
+        assert_eq!(sync, PlanSync { retired: vec![], restored: vec!["a".into()] });
+        let a = db.jobs().unwrap().into_iter().find(|j| j.job_id == "a").unwrap();
+        assert!(!a.is_retired());
+        assert_eq!((a.state, a.plan_index), (JobState::Done, 0));
+    }
+
+    #[test]
+    fn retired_jobs_failures_leave_the_breakers_count() {
+        let t = tempfile::tempdir().unwrap();
+        let mut db = StateDb::open(&t.path().join("state.db")).unwrap();
+        db.sync_plan(&planned(&["a", "b"])).unwrap();
+        for id in ["a", "b"] {
+            let job = db.jobs().unwrap().into_iter().find(|j| j.job_id == id).unwrap();
+            db.record_end(&job, JobState::Failed, Some("exit 1")).unwrap();
+        }
+        assert_eq!(db.failed_attempts().unwrap(), 2);
+        db.sync_plan(&planned(&["b"])).unwrap();
+        assert_eq!(db.failed_attempts().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_database_of_the_first_schema_opens_and_migrates() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("state.db");
+        {
+            // The jobs table as the first version wrote it, with one done job.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE jobs (
+                    job_id TEXT PRIMARY KEY, plan_index INTEGER NOT NULL, config_hash TEXT NOT NULL,
+                    backend TEXT, handle TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                    planned_at INTEGER NOT NULL, submitted_at INTEGER, finished_at INTEGER,
+                    updated_at INTEGER NOT NULL, dir TEXT NOT NULL, result_path TEXT NOT NULL,
+                    log_path TEXT NOT NULL);
+                 CREATE INDEX jobs_state ON jobs(state);
+                 INSERT INTO jobs VALUES ('a', 0, 'a', 'slurm', '7_0', 'done', 1, 1, 2, 3, 3,
+                    '/s/jobs/a', '/s/jobs/a/result.json', '/s/jobs/a/log.txt');",
+            )
+            .unwrap();
+        }
+        let mut db = StateDb::open(&path).unwrap();
+        let jobs = db.jobs().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!((jobs[0].state, jobs[0].handle.as_deref()), (JobState::Done, Some("7_0")));
+        assert!(!jobs[0].is_retired() && jobs[0].axes.is_none());
+        // The migrated database retires and restores like a new one.
+        assert_eq!(db.sync_plan(&planned(&["b"])).unwrap().retired, vec!["a".to_string()]);
+        drop(db);
+        let db = StateDb::open(&path).unwrap();
+        let jobs = db.jobs().unwrap();
+        assert_eq!(
+            jobs.iter().map(|j| (j.job_id.as_str(), j.is_retired())).collect::<Vec<_>>(),
+            [("b", false), ("a", true)]
+        );
     }
 }
