@@ -1,74 +1,102 @@
-//! Reading embedding matrices from `.npy` files (e.g. BYOL features computed elsewhere).
+//! Reading embedding matrices from `.npy` files (e.g. BYOL features computed elsewhere), without
+//! libtorch: the analysis-only build selects from them too. Format: numpy's NEP 1 (`.npy` 1.0–3.0).
 use super::SelectError;
 use std::path::Path;
-use tch::{Kind, Tensor};
 
-/// Loads a 2-D float32/float64 `.npy` file as row-major `f32` values and its width.
+/// Loads a 2-D float32/float64 `.npy` file (C order, either byte order) as row-major `f32` values
+/// and its width. A file whose data does not match its header's shape is refused, naming both.
 pub fn read_embeddings_npy(path: &Path) -> Result<(Vec<f32>, usize), SelectError> {
     let err = |m: String| SelectError::Embeddings(format!("{}: {m}", path.display()));
     if !path.is_file() {
         return Err(err("no such file".into()));
     }
-    check_npy_size(path).map_err(err)?;
-    let t = Tensor::read_npy(path).map_err(|e| err(format!("not a readable .npy file ({e})")))?;
-    if !matches!(t.kind(), Kind::Float | Kind::Double) {
-        return Err(err(format!("dtype {:?}; expected float32 or float64", t.kind())));
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read ({e})")))?;
+    let npy = NpyHeader::parse(&bytes).map_err(err)?;
+    if npy.fortran_order {
+        return Err(err("stored in Fortran (column) order; save it with numpy.ascontiguousarray".into()));
     }
-    let size = t.size();
-    if size.len() != 2 || size[0] == 0 || size[1] == 0 {
-        return Err(err(format!("shape {size:?}; expected a non-empty N × d matrix")));
+    let [rows, cols] = npy.shape[..] else {
+        return Err(err(format!("shape {:?}; expected a non-empty N × d matrix", npy.shape)));
+    };
+    if rows == 0 || cols == 0 {
+        return Err(err(format!("shape {:?}; expected a non-empty N × d matrix", npy.shape)));
     }
-    let values =
-        Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous().view([-1])).map_err(|e| err(e.to_string()))?;
-    Ok((values, size[1] as usize))
+    let data = &bytes[npy.data_start..];
+    let big_endian = npy.descr.starts_with('>');
+    let values = match npy.descr.trim_start_matches(['<', '>', '=', '|']) {
+        "f4" => data
+            .chunks_exact(4)
+            .map(|b| {
+                let b = [b[0], b[1], b[2], b[3]];
+                if big_endian {
+                    f32::from_be_bytes(b)
+                } else {
+                    f32::from_le_bytes(b)
+                }
+            })
+            .collect(),
+        "f8" => data
+            .chunks_exact(8)
+            .map(|b| {
+                let b = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+                (if big_endian { f64::from_be_bytes(b) } else { f64::from_le_bytes(b) }) as f32
+            })
+            .collect(),
+        _ => return Err(err(format!("dtype {:?}; expected float32 or float64", npy.descr))),
+    };
+    Ok((values, cols as usize))
 }
 
-/// Checks that the file holds exactly the data its header announces (shape × item size), so a
-/// truncated or padded file is refused before it is read (libtorch would read past its end).
-/// Headers it cannot parse are left to the reader, which names what is wrong with them.
-fn check_npy_size(path: &Path) -> Result<(), String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open ({e})"))?;
-    let file_len = file.metadata().map_err(|e| format!("cannot read its size ({e})"))?.len();
-    let mut prefix = [0u8; 12];
-    if file.read_exact(&mut prefix).is_err() || &prefix[..6] != b"\x93NUMPY" {
-        return Ok(());
+/// What a `.npy` header says, checked against the file's length.
+struct NpyHeader {
+    descr: String,
+    fortran_order: bool,
+    shape: Vec<u64>,
+    data_start: usize,
+}
+
+impl NpyHeader {
+    /// Parses the header of the whole file `bytes` and checks that exactly the data it announces
+    /// (shape × item size) follows it, so a truncated or padded file is refused before it is read.
+    fn parse(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+            return Err("not a .npy file (no \\x93NUMPY magic)".into());
+        }
+        let (header_len, start) = match bytes[6] {
+            1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+            2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+            v => return Err(format!("not a readable .npy file (format version {v})")),
+        };
+        let data_start = start + header_len;
+        if bytes.len() < data_start {
+            return Err(format!(
+                "truncated: the file ends inside its {header_len}-byte header ({} bytes in all)",
+                bytes.len()
+            ));
+        }
+        let header = String::from_utf8_lossy(&bytes[start..data_start]);
+        let unreadable = || format!("not a readable .npy file (header {:?})", header.trim());
+        let descr = npy_header_descr(&header).ok_or_else(unreadable)?;
+        let shape = npy_header_shape(&header).ok_or_else(unreadable)?;
+        let fortran_order = header.contains("'fortran_order': True");
+        let item = npy_item_size(&descr).ok_or_else(|| format!("dtype {descr:?}; expected float32 or float64"))?;
+        let Some(expected) = shape.iter().try_fold(item, |acc, &d| acc.checked_mul(d)) else {
+            return Err(format!("header shape {shape:?} is too large"));
+        };
+        let actual = (bytes.len() - data_start) as u64;
+        if actual != expected {
+            let dims = match &shape[..] {
+                [] => "1".to_string(),
+                _ => shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × "),
+            };
+            let what = if actual < expected { "truncated" } else { "longer than its header says" };
+            return Err(format!(
+                "{what}: the header announces {dims} values of {descr:?} ({expected} bytes of data) but \
+                 {actual} bytes follow the header"
+            ));
+        }
+        Ok(NpyHeader { descr, fortran_order, shape, data_start })
     }
-    let (header_len, start) = match prefix[6] {
-        1 => (u16::from_le_bytes([prefix[8], prefix[9]]) as u64, 10u64),
-        2 | 3 => (u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as u64, 12u64),
-        _ => return Ok(()),
-    };
-    let data_start = start + header_len;
-    if file_len < data_start {
-        return Err(format!("truncated: the file ends inside its {header_len}-byte header ({file_len} bytes in all)"));
-    }
-    let mut header = vec![0u8; header_len as usize];
-    let read = std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start));
-    if read.and_then(|_| file.read_exact(&mut header)).is_err() {
-        return Ok(());
-    }
-    let header = String::from_utf8_lossy(&header);
-    let (Some(descr), Some(shape)) = (npy_header_descr(&header), npy_header_shape(&header)) else {
-        return Ok(());
-    };
-    let Some(item) = npy_item_size(&descr) else { return Ok(()) };
-    let Some(expected) = shape.iter().try_fold(item, |acc, &d| acc.checked_mul(d)) else {
-        return Err(format!("header shape {shape:?} is too large"));
-    };
-    let actual = file_len - data_start;
-    if actual == expected {
-        return Ok(());
-    }
-    let dims = match &shape[..] {
-        [] => "1".to_string(),
-        _ => shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × "),
-    };
-    let what = if actual < expected { "truncated" } else { "longer than its header says" };
-    Err(format!(
-        "{what}: the header announces {dims} values of {descr:?} ({expected} bytes of data) but \
-         {actual} bytes follow the header"
-    ))
 }
 
 /// The `descr` value of a `.npy` header (`{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }`).
@@ -132,8 +160,9 @@ mod tests {
     fn truncated_and_padded_files_are_refused_before_reading() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npy");
-        Tensor::from_slice(&[1f32, 2., 3., 4., 5., 6.]).view([3, 2]).write_npy(&path).unwrap();
-        assert!(read_embeddings_npy(&path).is_ok());
+        std::fs::write(&path, npy_bytes("<f4", "(3, 2)", &[1f32, 2., 3., 4., 5., 6.].map(f32::to_le_bytes).concat()))
+            .unwrap();
+        assert_eq!(read_embeddings_npy(&path).unwrap(), (vec![1., 2., 3., 4., 5., 6.], 2));
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
         let e = read_embeddings_npy(&path).unwrap_err().to_string();
@@ -145,5 +174,35 @@ mod tests {
         std::fs::write(&path, &bytes[..20]).unwrap();
         let e = read_embeddings_npy(&path).unwrap_err().to_string();
         assert!(e.contains("inside its"), "{e}");
+    }
+
+    /// A version 1.0 `.npy` file with this header and data (what `numpy.save` writes).
+    fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn float64_big_endian_and_wrong_types_or_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        std::fs::write(&path, npy_bytes("<f8", "(2, 1)", &[0.5f64, -2.0].map(f64::to_le_bytes).concat())).unwrap();
+        assert_eq!(read_embeddings_npy(&path).unwrap(), (vec![0.5, -2.0], 1));
+        std::fs::write(&path, npy_bytes(">f4", "(1, 2)", &[3f32, 4.].map(f32::to_be_bytes).concat())).unwrap();
+        assert_eq!(read_embeddings_npy(&path).unwrap(), (vec![3., 4.], 2));
+        std::fs::write(&path, npy_bytes("<i4", "(1, 2)", &[0u8; 8])).unwrap();
+        assert!(read_embeddings_npy(&path).unwrap_err().to_string().contains("expected float32"));
+        std::fs::write(&path, npy_bytes("<f4", "(2,)", &[0u8; 8])).unwrap();
+        assert!(read_embeddings_npy(&path).unwrap_err().to_string().contains("N × d"));
+        std::fs::write(&path, b"PK\x03\x04 not numpy").unwrap();
+        assert!(read_embeddings_npy(&path).unwrap_err().to_string().contains("not a .npy file"));
     }
 }
