@@ -1,5 +1,6 @@
 //! The active-learning loop end to end on a small synthetic IDX dataset: records, every query
 //! strategy, and resuming a killed run.
+#![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
 
 use serde_json::Value;

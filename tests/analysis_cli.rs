@@ -85,6 +85,7 @@ fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 #[test]
+#[cfg(feature = "torch")] // runs experiments
 fn a_real_sweep_over_lambda_u_keeps_both_values_in_report_plot_and_export() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");

@@ -70,6 +70,7 @@ fn select_refuses_a_truncated_npy_duplicate_or_out_of_range_labels_and_k_0() {
 }
 
 /// A tiny run's config on the synthetic dataset in `data` (400 training images), plus `extra`.
+#[cfg(feature = "torch")]
 fn config(data: &Path, extra: &str) -> String {
     format!(
         "method = \"supervised\"\ndevice = \"cpu\"\n[dataset]\npath = \"{}\"\n[labeled]\nsize = 20\n[train]\nsteps = 5\nbatch_size = 8\n\
@@ -79,6 +80,7 @@ fn config(data: &Path, extra: &str) -> String {
 }
 
 /// Asserts that the run was refused before it started training and wrote no result.
+#[cfg(feature = "torch")]
 fn refused_run(out: &Output, result: &serde_json::Value, needles: &[&str]) {
     let err = refused(out, needles);
     assert!(!err.contains("training on"), "{err}");
@@ -86,6 +88,7 @@ fn refused_run(out: &Output, result: &serde_json::Value, needles: &[&str]) {
 }
 
 #[test]
+#[cfg(feature = "torch")] // runs experiments
 fn run_refuses_sizes_the_pool_cannot_hold_before_training() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
@@ -131,11 +134,13 @@ fn run_refuses_sizes_the_pool_cannot_hold_before_training() {
 }
 
 /// Runs `ssal data rows --config CFG` plus `extra`.
+#[cfg(feature = "torch")]
 fn data_rows(cfg: &Path, extra: &[&str]) -> Output {
     ssal(&[&["data", "rows", "--config", cfg.to_str().unwrap()][..], extra].concat())
 }
 
 /// `[init]` choosing 4 images by k-center greedy on the imported embedding `npy`.
+#[cfg(feature = "torch")]
 fn npy_init(npy: &Path) -> String {
     format!(
         "[init]\nstrategy = \"diversity\"\ntemperature = 0\nembedding = \"npy\"\nembedding_path = \"{}\"\n",
@@ -144,6 +149,7 @@ fn npy_init(npy: &Path) -> String {
 }
 
 #[test]
+#[cfg(feature = "torch")] // runs experiments
 fn run_refuses_an_image_folder_embedding_of_another_split_or_without_sidecar() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("folder");
@@ -190,6 +196,7 @@ fn run_refuses_an_image_folder_embedding_of_another_split_or_without_sidecar() {
 }
 
 #[test]
+#[cfg(feature = "torch")] // runs experiments
 fn a_built_in_dataset_embedding_needs_no_sidecar_but_a_present_one_is_checked() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");

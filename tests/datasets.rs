@@ -1,4 +1,5 @@
 //! Dataset readers on small synthetic files of each real format, good and broken.
+#![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
 
 use ssal::config::{DatasetName, ExperimentConfig};

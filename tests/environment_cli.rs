@@ -1,4 +1,5 @@
 //! `result.json` records where a run ran: host, torch, CUDA and the Slurm job.
+#![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
 
 use std::process::Command;

@@ -65,3 +65,21 @@ fn every_argument_of_every_command_has_a_help_line() {
     assert!(seen >= 17, "only {seen} help pages found");
     assert!(missing.is_empty(), "arguments without help:\n{}", missing.join("\n"));
 }
+
+/// The analysis-only build (no `torch` feature) keeps every command in its help and refuses the
+/// ones that need libtorch with one line saying so and how to get them, exit code 2.
+#[test]
+#[cfg(not(feature = "torch"))]
+fn the_analysis_only_build_says_which_commands_need_libtorch() {
+    for args in [
+        &["run", "--config", "x.toml"][..],
+        &["info"],
+        &["select", "--embeddings", "x.npy", "--k", "1", "--temperature", "0", "--device", "cuda"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_ssal")).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("needs libtorch") && err.contains("analysis-only build"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

@@ -1,4 +1,5 @@
 //! Initial-set selection inside `ssal run` (train.steps = 0: select and measure only).
+#![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
 
 use std::path::Path;

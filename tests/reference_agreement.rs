@@ -3,6 +3,7 @@
 //! distances): on a small random matrix both must pick the same points in the same order. This
 //! also keeps the benchmark's reference honest. Needs the venv of scripts/setup.sh ($SSAL_VENV);
 //! without it the test fails under CI and is skipped elsewhere.
+#![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ssal::select::{diversity_sample, Embeddings};

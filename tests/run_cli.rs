@@ -1,4 +1,5 @@
 //! `ssal run` end to end on a small synthetic IDX dataset, through the real binary.
+#![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
 
 use std::path::Path;

@@ -1,4 +1,5 @@
 //! `ssal select` through the real binary: hand-computed picks and every kind of bad input.
+#![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 use std::path::Path;
 use std::process::{Command, Output};
 use tch::{Kind, Tensor};

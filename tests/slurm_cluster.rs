@@ -2,6 +2,7 @@
 //! one job array with `--gres=gpu:1`, one task is cancelled mid-training, `resume` completes it.
 //! Needs root and the packages slurmctld, slurmd, slurm-client and munge (scripts/test.sh
 //! installs them); without them the test fails under CI and is skipped elsewhere.
+#![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
 
 use ssal::sweep::{JobState, StateDb, TrackedJob};

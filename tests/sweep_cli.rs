@@ -1,4 +1,5 @@
 //! `ssal sweep plan` through the real binary: files on disk, stable ids, bad input.
+#![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
 
 use ssal::config::ExperimentConfig;

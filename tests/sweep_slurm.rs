@@ -16,6 +16,12 @@ fn path_with_fake() -> String {
     format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
 }
 
+/// `[slurm] ssal = "<this test's ssal>"`: the binary the array tasks run, named so that the
+/// analysis-only build (which refuses to hand itself to the compute nodes) can submit too.
+fn runner_line() -> String {
+    format!("ssal = \"{}\"\n", env!("CARGO_BIN_EXE_ssal"))
+}
+
 impl Cluster {
     /// A fake cluster and a sweep of `jobs` seeds with `slurm` as its `[slurm]` table.
     fn new(jobs: usize, slurm: &str) -> Cluster {
@@ -25,14 +31,16 @@ impl Cluster {
         std::fs::create_dir_all(&state).unwrap();
         let seeds: Vec<String> = (0..jobs).map(|s| s.to_string()).collect();
         let sweep = root.join("fake.toml");
-        std::fs::write(&sweep, format!("[grid]\nseed = [{}]\n[slurm]\n{slurm}\n", seeds.join(", "))).unwrap();
+        std::fs::write(&sweep, format!("[grid]\nseed = [{}]\n[slurm]\n{}{slurm}\n", seeds.join(", "), runner_line()))
+            .unwrap();
         Cluster { results: root.join("results"), _tmp: tmp, root, state, sweep }
     }
 
-    /// Rewrites the sweep file with `seeds` (and no `[slurm]` settings).
+    /// Rewrites the sweep file with `seeds` (and no `[slurm]` settings but the binary).
     fn set_seeds(&self, seeds: &[u32]) {
         let list: Vec<String> = seeds.iter().map(u32::to_string).collect();
-        std::fs::write(&self.sweep, format!("[grid]\nseed = [{}]\n", list.join(", "))).unwrap();
+        std::fs::write(&self.sweep, format!("[grid]\nseed = [{}]\n[slurm]\n{}", list.join(", "), runner_line()))
+            .unwrap();
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -355,4 +363,18 @@ fn a_removed_value_retires_its_queued_job_which_resume_never_submits_until_it_is
     assert_eq!(c.submissions(), 3);
     let (_, status) = c.status_json();
     assert_eq!((status["states"]["submitted"].as_u64(), status["retired"].as_u64()), (Some(3), Some(0)), "{status}");
+}
+
+/// The analysis-only build submits only when the sweep names the full build the tasks run: it
+/// cannot run experiments itself.
+#[test]
+#[cfg(not(feature = "torch"))]
+fn the_analysis_only_build_refuses_to_submit_itself_as_the_runner() {
+    let c = Cluster::new(1, "");
+    std::fs::write(&c.sweep, "[grid]\nseed = [0]\n").unwrap();
+    let o = c.sweep("submit", &["--backend", "slurm"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("analysis-only build") && err.contains("[slurm] ssal"), "{err}");
+    assert!(!c.state.join("submissions.log").exists() || c.submissions() == 0, "nothing was submitted");
 }

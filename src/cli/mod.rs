@@ -1,11 +1,21 @@
 //! Command-line interface: the only place that prints for humans.
-use crate::config::ExperimentConfig;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod sweep;
+#[cfg(feature = "torch")]
+mod torch;
+
+/// A command that needs libtorch, asked of a build without it (`--no-default-features`: the
+/// analysis-only build for login nodes and laptops).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`ssal {0}` needs libtorch, and this ssal is the analysis-only build (built without the `torch` \
+     feature): use the full build (`bash scripts/setup.sh`, or `cargo install --path .` with LIBTORCH set)"
+)]
+pub struct NeedsTorch(pub &'static str);
 
 /// Semi-supervised active learning experiments, sweeps and statistics.
 #[derive(Debug, Parser)]
@@ -284,19 +294,18 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     use crate::scheduler::SchedulerError;
     use crate::sweep::{LockError, RunnerError};
     for cause in e.chain() {
-        if cause
-            .downcast_ref::<crate::experiment::RunError>()
-            .is_some_and(|r| matches!(r, crate::experiment::RunError::Interrupted { .. }))
-        {
+        #[cfg(feature = "torch")]
+        if torch::is_interrupted_run(cause) {
             return crate::interrupt::EXIT_INTERRUPTED;
         }
         if cause.is::<JobsFailed>() {
             return EXIT_JOBS_FAILED;
         }
-        let scheduler = cause.is::<SchedulerError>()
-            || cause.is::<SchedulerBlocks>()
-            || cause.downcast_ref::<RunnerError>().is_some_and(|r| matches!(r, RunnerError::Scheduler(_)))
-            || cause.downcast_ref::<LockError>().is_some_and(|l| matches!(l, LockError::Busy { .. }));
+        let scheduler =
+            cause.downcast_ref::<SchedulerError>().is_some_and(|s| !matches!(s, SchedulerError::CannotRun(_)))
+                || cause.is::<SchedulerBlocks>()
+                || cause.downcast_ref::<RunnerError>().is_some_and(|r| matches!(r, RunnerError::Scheduler(_)))
+                || cause.downcast_ref::<LockError>().is_some_and(|l| matches!(l, LockError::Busy { .. }));
         if scheduler {
             return EXIT_SCHEDULER;
         }
@@ -346,29 +355,14 @@ fn write_output(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
 
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run { config, out, checkpoint_every } => {
-            let cfg = ExperimentConfig::load(&config)?;
-            if cfg.method == crate::config::Method::Mixmatch {
-                if let Some(w) = cfg.mixmatch.rampup_warning(cfg.train.steps) {
-                    eprintln!("warning: {w}");
-                }
-            }
-            let out = out.unwrap_or_else(|| PathBuf::from("results/runs").join(cfg.content_hash()));
-            crate::interrupt::install().context("cannot install signal handlers")?;
-            let r = crate::experiment::run(&cfg, &out, std::time::Duration::from_secs(checkpoint_every))?;
-            let accuracy = r.final_accuracy.map_or("not trained".into(), |a| format!("{:.2}%", 100.0 * a));
-            println!(
-                "accuracy {accuracy} ({} labels, {:?}, {:.1}s on {}) → {}",
-                r.labeled_indices.len(),
-                cfg.method,
-                r.wall_seconds,
-                r.device,
-                out.join("result.json").display()
-            );
-            Ok(())
-        }
+        #[cfg(feature = "torch")]
+        Command::Run { config, out, checkpoint_every } => torch::run(&config, out, checkpoint_every),
         Command::Select { embeddings, k, temperature, seed, labeled, out, device } => {
             use rand::SeedableRng;
+            #[cfg(not(feature = "torch"))]
+            if !matches!(device, crate::config::DeviceChoice::Cpu) {
+                return Err(NeedsTorch("select --device cuda/auto").into());
+            }
             if k == 0 {
                 bail!("--k 0: the number of rows to choose must be at least 1");
             }
@@ -380,29 +374,18 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 None => Vec::new(),
             };
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let chosen = match crate::experiment::resolve_device(device)? {
-                tch::Device::Cpu => crate::select::diversity_sample(&emb, k, temperature, &labeled, &mut rng)?,
-                gpu => crate::select::diversity_sample_on(&emb, k, temperature, &labeled, &mut rng, gpu)?,
-            };
+            #[cfg(feature = "torch")]
+            let chosen = torch::diversity_sample_on(device, &emb, k, temperature, &labeled, &mut rng)?;
+            #[cfg(not(feature = "torch"))]
+            let chosen = crate::select::diversity_sample(&emb, k, temperature, &labeled, &mut rng)?;
             let text: String = chosen.iter().map(|i| format!("{i}\n")).collect();
             write_output(out.as_deref(), &text)
         }
-        Command::ScoreQueries { common, runs } => score_queries(&common, &runs),
+        #[cfg(feature = "torch")]
+        Command::ScoreQueries { common, runs } => torch::score_queries(&common, &runs),
+        #[cfg(feature = "torch")]
         Command::Data { command: DataCommand::Rows { config, write_sidecar } } => {
-            let dataset = crate::data::Dataset::load(&ExperimentConfig::load(&config)?)?;
-            match write_sidecar {
-                Some(npy) => {
-                    let sidecar = crate::embed::RowsSidecar::write_for(&npy, dataset.name, &dataset.train_rows)?;
-                    println!(
-                        "wrote {} ({} training rows of {})",
-                        sidecar.display(),
-                        dataset.train_rows.len(),
-                        config.display()
-                    );
-                    Ok(())
-                }
-                None => write_output(None, &dataset.train_rows.iter().map(|r| format!("{r}\n")).collect::<String>()),
-            }
+            torch::data_rows(&config, write_sidecar.as_deref())
         }
         Command::Sweep { command } => sweep::dispatch(command),
         Command::Results { command: ResultsCommand::Ingest { dirs, db } } => {
@@ -468,12 +451,16 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let table = crate::report::build_table(&selection, metric, baseline, test);
             write_output(None, &table.render(format))
         }
-        Command::Info => {
-            println!("ssal {} ({})", env!("CARGO_PKG_VERSION"), env!("SSAL_GIT_COMMIT"));
-            println!("cuda available: {} ({} devices)", tch::Cuda::is_available(), tch::Cuda::device_count());
-            println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
-            Ok(())
-        }
+        #[cfg(feature = "torch")]
+        Command::Info => torch::info(),
+        #[cfg(not(feature = "torch"))]
+        Command::Run { .. } => Err(NeedsTorch("run").into()),
+        #[cfg(not(feature = "torch"))]
+        Command::ScoreQueries { .. } => Err(NeedsTorch("score-queries").into()),
+        #[cfg(not(feature = "torch"))]
+        Command::Data { .. } => Err(NeedsTorch("data rows").into()),
+        #[cfg(not(feature = "torch"))]
+        Command::Info => Err(NeedsTorch("info").into()),
     }
 }
 
@@ -507,41 +494,4 @@ fn open_existing(db: &std::path::Path) -> anyhow::Result<crate::store::Store> {
         bail!("no results database at {} (run `ssal results ingest DIR` first)", db.display());
     }
     Ok(crate::store::Store::open_read_only(db)?)
-}
-
-/// `ssal score-queries`: loads the runs, scores them and prints the table.
-fn score_queries(common: &Path, runs: &[PathBuf]) -> anyhow::Result<()> {
-    let load = |dir: &Path| crate::result::load(&crate::result::path_in(dir));
-    let common_result = load(common)?;
-    let results = runs.iter().map(|d| load(d)).collect::<Result<Vec<_>, _>>()?;
-    let out = crate::queries::score_first_queries(&common_result, &results)?;
-    let n = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:.4}"));
-    println!("| run | method | query.strategy | picks | consistency (common model) | diversity (common model) | consistency (own model) | diversity (own model) |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|");
-    for ((dir, r), s) in runs.iter().zip(&results).zip(&out.scores) {
-        println!(
-            "| {} | {:?} | {:?} | {} | {:.4} | {:.4} | {} | {} |",
-            dir.display(),
-            r.config.method,
-            r.config.query.strategy,
-            s.picks,
-            s.consistency,
-            s.diversity,
-            n(s.own_consistency),
-            n(s.own_diversity)
-        );
-    }
-    if out.reproduced() {
-        println!("common model: cycle 0 of {}, retrained; its evaluations equal the recorded ones", common.display());
-    } else {
-        let first = |e: &[crate::result::Evaluation]| e.first().map_or(f64::NAN, |e| e.accuracy);
-        eprintln!(
-            "warning: the retrained cycle-0 model of {} does not reproduce its recorded evaluations (first: recorded {:.4}, \
-             retrained {:.4}); the run was made on another device or build, so the common model is comparable, not the same",
-            common.display(),
-            first(&out.recorded),
-            first(&out.retrained)
-        );
-    }
-    Ok(())
 }

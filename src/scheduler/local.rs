@@ -19,7 +19,7 @@ pub struct LocalScheduler {
 impl LocalScheduler {
     /// A scheduler with one slot per entry of `devices` (GPU ids), or a single slot when empty.
     pub fn new(devices: &[String], checkpoint_every: u64) -> Result<Self, SchedulerError> {
-        let ssal = std::env::current_exe().map_err(|e| SchedulerError::Io(format!("cannot locate ssal: {e}")))?;
+        let ssal = super::runner_binary(None, "the local backend runs jobs with this binary; use the full build")?;
         let slots: Vec<Option<String>> =
             if devices.is_empty() { vec![None] } else { devices.iter().cloned().map(Some).collect() };
         let busy = slots.iter().map(|_| None).collect();

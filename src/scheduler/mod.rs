@@ -7,7 +7,7 @@ pub use local::LocalScheduler;
 pub use slurm::{parse, slurm_test_only, SlurmScheduler};
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One job to run: its id and its directory (`config.toml` in, `result.json` and `log.txt` out).
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +63,21 @@ pub enum SchedulerError {
     Parse { command: String, message: String },
     #[error("{0}")]
     Io(String),
+    /// The jobs would run this binary, which is the analysis-only build (no libtorch).
+    #[error("this ssal is the analysis-only build (no libtorch) and cannot run experiments: {0}")]
+    CannotRun(&'static str),
+}
+
+/// The ssal binary that runs the jobs: `configured` if given, else this one — unless this one is
+/// the analysis-only build, which would fail every job; `hint` says what to do instead.
+pub fn runner_binary(configured: Option<&Path>, hint: &'static str) -> Result<PathBuf, SchedulerError> {
+    if let Some(p) = configured {
+        return Ok(p.to_path_buf());
+    }
+    if !cfg!(feature = "torch") {
+        return Err(SchedulerError::CannotRun(hint));
+    }
+    std::env::current_exe().map_err(|e| SchedulerError::Io(format!("cannot locate ssal: {e}")))
 }
 
 /// A backend: submit tasks, ask how they are, find a submission again, cancel them.

@@ -226,10 +226,10 @@ impl SlurmScheduler {
     pub fn new(sweep: &str, sweep_dir: PathBuf, settings: SlurmSettings) -> Result<Self, SchedulerError> {
         let out = run("scontrol", &["show", "config"])?;
         let max_array = parse::max_array_size(&String::from_utf8_lossy(&out.stdout)).unwrap_or(1001);
-        let ssal = match &settings.ssal {
-            Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|e| SchedulerError::Io(format!("cannot locate ssal: {e}")))?,
-        };
+        let ssal = super::runner_binary(
+            settings.ssal.as_deref(),
+            "set `[slurm] ssal = \"PATH\"` in the sweep file to the full build the compute nodes run",
+        )?;
         let backoff = [1, 2, 4, 8, 16].map(Duration::from_secs).to_vec();
         Ok(SlurmScheduler { settings, sweep: sweep.to_string(), sweep_dir, ssal, max_array, backoff })
     }
