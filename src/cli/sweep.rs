@@ -1,10 +1,7 @@
 //! `ssal sweep …`: plan, submit, status, resume, cancel.
 use super::SweepCommand;
 use crate::scheduler::{LocalScheduler, Scheduler, SlurmScheduler};
-use crate::sweep::{
-    plan_file, render_array_script, ArrayScript, JobState, LockError, Plan, PlanSync, SweepLock, SweepRunner, Tally,
-    TrackedJob,
-};
+use crate::sweep::{plan_file, JobState, LockError, Plan, PlanSync, SweepLock, SweepRunner, Tally, TrackedJob};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -382,20 +379,7 @@ fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Resu
 
 /// The batch script of the sweep's first array, and how many tasks it holds.
 fn first_array_script(plan: &Plan, dir: &Path) -> anyhow::Result<(usize, String)> {
-    let arrays = dir.join("arrays");
-    let chunk = plan.jobs.len().min(plan.slurm.max_queued).min(1001);
-    let script = render_array_script(
-        &plan.slurm,
-        &ArrayScript {
-            sweep: &plan.name,
-            task_list: &arrays.join("<submission>.tasks"),
-            tasks: chunk.max(1),
-            jobs_dir: &dir.join("jobs"),
-            slurm_log: &arrays.join("logs/%A_%a.out"),
-            ssal: &plan.slurm.ssal.clone().unwrap_or_else(|| std::env::current_exe().unwrap_or("ssal".into())),
-        },
-    )?;
-    Ok((chunk, script))
+    Ok(crate::scheduler::preview_first_array(&plan.slurm, &plan.name, dir, plan.jobs.len())?)
 }
 
 fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {

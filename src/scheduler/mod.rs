@@ -4,7 +4,7 @@ mod local;
 mod slurm;
 
 pub use local::LocalScheduler;
-pub use slurm::{parse, slurm_test_only, SlurmScheduler};
+pub use slurm::{parse, preview_first_array, slurm_test_only, SlurmScheduler, SlurmSettings};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,12 +3,11 @@
 //! and identical configs collapse to one job).
 mod lock;
 mod runner;
-mod script;
 mod state;
 
+pub use crate::scheduler::SlurmSettings;
 pub use lock::{LockError, SweepLock};
 pub use runner::{job_log, last_lines, FailureGroups, RunnerError, SweepRunner, Tally, WaitOutcome};
-pub use script::{render_array_script, ArrayScript, SlurmSettings};
 pub use state::{JobState, PlanSync, PlannedJob, StateDb, StateError, TrackedJob};
 
 use crate::config::{ConfigError, ExperimentConfig};

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The built-in array template, compiled in so the binary needs no files beside it.
-const ARRAY_TEMPLATE: &str = include_str!("../../templates/slurm-array.sh.j2");
+const ARRAY_TEMPLATE: &str = include_str!("../../../templates/slurm-array.sh.j2");
 
 /// `[slurm]` in a sweep file: resources of each array task and how the sweep uses the queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,10 +2,13 @@
 //! `ssal-<sweep>-<token>` so that it can be found again), one `squeue` per status check for all
 //! tasks, `sacct` for tasks that left the queue, `scancel` to stop. Transient failures are retried
 //! with back-off. Command output is parsed only in [`parse`].
+mod script;
+
+pub use script::{render_array_script, ArrayScript, ScriptError, SlurmSettings};
+
 use super::{Observed, Scheduler, SchedulerError, Task};
-use crate::sweep::{render_array_script, ArrayScript, SlurmSettings};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -221,11 +224,54 @@ fn run_retrying(program: &str, args: &[&str], backoff: &[Duration]) -> Result<st
     }
 }
 
+/// The array size limit assumed where the cluster is not asked (Slurm's default `MaxArraySize`).
+pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
+
+/// The batch script of one array of `tasks` tasks whose job ids are listed in `task_list`, run by
+/// `ssal`: what a submission writes and what `sweep plan` previews, built in this one place.
+pub fn array_script(
+    settings: &SlurmSettings,
+    sweep: &str,
+    sweep_dir: &Path,
+    task_list: &Path,
+    tasks: usize,
+    ssal: &Path,
+) -> Result<String, ScriptError> {
+    let arrays = sweep_dir.join("arrays");
+    render_array_script(
+        settings,
+        &ArrayScript {
+            sweep,
+            task_list,
+            tasks,
+            jobs_dir: &sweep_dir.join("jobs"),
+            slurm_log: &arrays.join("logs/%A_%a.out"),
+            ssal,
+        },
+    )
+}
+
+/// The script of a sweep's first array of its `jobs` jobs, for a preview without a cluster: as
+/// many tasks as `max_queued` and [`DEFAULT_MAX_ARRAY_SIZE`] allow, the task list a placeholder,
+/// the binary `[slurm] ssal` or this one. Returns the task count (0 without jobs; the script then
+/// shows one task) and the script.
+pub fn preview_first_array(
+    settings: &SlurmSettings,
+    sweep: &str,
+    sweep_dir: &Path,
+    jobs: usize,
+) -> Result<(usize, String), ScriptError> {
+    let tasks = jobs.min(settings.max_queued).min(DEFAULT_MAX_ARRAY_SIZE);
+    let ssal = settings.ssal.clone().unwrap_or_else(|| std::env::current_exe().unwrap_or("ssal".into()));
+    let task_list = sweep_dir.join("arrays/<submission>.tasks");
+    Ok((tasks, array_script(settings, sweep, sweep_dir, &task_list, tasks.max(1), &ssal)?))
+}
+
 impl SlurmScheduler {
     /// Connects to the cluster (reading `MaxArraySize`); fails clearly when Slurm is missing.
     pub fn new(sweep: &str, sweep_dir: PathBuf, settings: SlurmSettings) -> Result<Self, SchedulerError> {
         let out = run("scontrol", &["show", "config"])?;
-        let max_array = parse::max_array_size(&String::from_utf8_lossy(&out.stdout)).unwrap_or(1001);
+        let max_array = parse::max_array_size(&String::from_utf8_lossy(&out.stdout)).unwrap_or(DEFAULT_MAX_ARRAY_SIZE);
         let ssal = super::runner_binary(
             settings.ssal.as_deref(),
             "set `[slurm] ssal = \"PATH\"` in the sweep file to the full build the compute nodes run",
@@ -319,18 +365,8 @@ impl Scheduler for SlurmScheduler {
         let ids: String = tasks.iter().map(|t| format!("{}\n", t.job_id)).collect();
         std::fs::write(&task_list, ids).map_err(|e| SchedulerError::Io(format!("{}: {e}", task_list.display())))?;
         let script_path = arrays.join(format!("{stamp}.sh"));
-        let script = render_array_script(
-            &self.settings,
-            &ArrayScript {
-                sweep: &self.sweep,
-                task_list: &task_list,
-                tasks: tasks.len(),
-                jobs_dir: &self.sweep_dir.join("jobs"),
-                slurm_log: &arrays.join("logs/%A_%a.out"),
-                ssal: &self.ssal,
-            },
-        )
-        .map_err(|e| SchedulerError::Io(e.to_string()))?;
+        let script = array_script(&self.settings, &self.sweep, &self.sweep_dir, &task_list, tasks.len(), &self.ssal)
+            .map_err(|e| SchedulerError::Io(e.to_string()))?;
         std::fs::write(&script_path, script)
             .map_err(|e| SchedulerError::Io(format!("{}: {e}", script_path.display())))?;
         self.sbatch(&script_path, token, tasks.len())
