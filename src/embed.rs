@@ -6,8 +6,6 @@ use crate::models::RotNet;
 use crate::select::{read_embeddings_npy, SelectError};
 use crate::train::{DeviceData, EpochSampler};
 use indicatif::ProgressBar;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
 
@@ -230,8 +228,8 @@ pub fn rotations(x: &Tensor) -> (Tensor, Tensor) {
 pub fn train_rotnet(config: &ExperimentConfig, data: &DeviceData, progress: &ProgressBar) -> EmbeddingMatrix {
     let rc = &config.rotnet;
     let seed = rc.seed.unwrap_or(config.seed);
-    tch::manual_seed(seed as i64);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0707);
+    tch::manual_seed(crate::seeds::rotnet_torch(seed));
+    let mut rng = crate::seeds::Stream::Rotnet.rng(seed);
     let vs = nn::VarStore::new(data.device);
     let [c, _, _] = data.dataset.image_shape();
     let net = RotNet::new(&vs.root(), c, rc.width);

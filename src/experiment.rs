@@ -6,12 +6,11 @@ use crate::embed::{embeddings_for, EmbedError, EmbeddingMatrix, EmbeddingOrigin}
 use crate::metrics::{class_distribution_distance, class_histogram, diversity};
 use crate::models::Network;
 use crate::result::{self, CycleRecord, Environment, RunResult};
+use crate::seeds::Stream;
 use crate::select::{diversity_sample, diversity_sample_on, query, score_pool, Embeddings, SelectError};
 use crate::train::{first_line, train, Checkpointing, DeviceData, TrainError};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tch::Device;
@@ -234,7 +233,7 @@ pub fn initial_labeled(
                     config.labeled.size
                 )));
             }
-            let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x1abe1);
+            let mut rng = Stream::InitialSet.rng(config.seed);
             match (config.init.strategy, embedding) {
                 (InitStrategy::Random, _) => Ok(sample(&mut rng, pool, config.labeled.size).into_vec()),
                 (InitStrategy::Diversity, Some(m)) => {
@@ -267,16 +266,6 @@ pub fn progress_bar(prefix: &str) -> ProgressBar {
 /// One line on stderr for logs (Slurm output files), where progress bars stay hidden.
 fn log(message: &str) {
     eprintln!("ssal: {message}");
-}
-
-/// Seeds of cycle `c`: cycle 0 uses the run's seed itself, later cycles derived ones, so any
-/// cycle can be re-run (on resume) exactly as in an uninterrupted run.
-pub(crate) fn cycle_seeds(seed: u64, cycle: usize) -> (ChaCha8Rng, i64) {
-    if cycle == 0 {
-        return (ChaCha8Rng::seed_from_u64(seed), seed as i64);
-    }
-    let derived = seed ^ (cycle as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (ChaCha8Rng::seed_from_u64(derived), (derived >> 1) as i64)
 }
 
 /// Training indices in `0..pool` that are not in `labeled`, ascending.
@@ -401,7 +390,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         if crate::interrupt::requested() {
             return Err(RunError::Interrupted { cycle, step: None });
         }
-        let (mut rng, torch_seed) = cycle_seeds(config.seed, cycle);
+        let (mut rng, torch_seed) = crate::seeds::cycle(config.seed, cycle);
         let embed_started = Instant::now();
         let query_started: Instant;
         let (selected, diversity_value, consistency_value) = if cycle == 0 {

@@ -23,6 +23,7 @@ pub mod queries;
 pub mod report;
 pub mod result;
 pub mod scheduler;
+pub mod seeds;
 pub mod select;
 pub mod stats;
 pub mod store;

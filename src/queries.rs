@@ -6,7 +6,7 @@
 //! on the CPU training is deterministic, so the retrained model reproduces the recorded
 //! evaluations exactly, and [`CommonScores::reproduced`] says whether it did.
 use crate::config::ExperimentConfig;
-use crate::experiment::{cycle_seeds, load_for_run, unlabeled_pool, RunError};
+use crate::experiment::{load_for_run, unlabeled_pool, RunError};
 use crate::metrics::diversity;
 use crate::result::{Evaluation, RunResult};
 use crate::select::score_pool;
@@ -68,7 +68,7 @@ pub fn score_first_queries(common: &RunResult, runs: &[RunResult]) -> Result<Com
     let data = DeviceData::new(&dataset, device, augment);
     // Cycle 0 exactly as `experiment::run` trains it: the run's seeds, its recorded initial set.
     let labeled = &common.cycles[0].selected;
-    let (mut rng, torch_seed) = cycle_seeds(config.seed, 0);
+    let (mut rng, torch_seed) = crate::seeds::cycle(config.seed, 0);
     tch::manual_seed(torch_seed);
     let unlabeled = unlabeled_pool(dataset.train.len(), labeled);
     let hidden = indicatif::ProgressBar::hidden();

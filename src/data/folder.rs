@@ -3,8 +3,6 @@
 use super::{channel_stats, DataError, Dataset, Split};
 use crate::config::DatasetName;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
 const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
@@ -24,7 +22,7 @@ pub fn load_image_folder(dir: &Path, size: u32, test_fraction: f64, seed: u64) -
     if classes.len() < 2 {
         return Err(DataError::format(dir, format!("needs at least 2 class sub-folders, found {}", classes.len())));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xf01d_e5);
+    let mut rng = crate::seeds::Stream::FolderSplit.rng(seed);
     let (mut train_files, mut test_files) = (Vec::new(), Vec::new());
     for (label, class_dir) in classes.iter().enumerate() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(class_dir)

@@ -10,8 +10,8 @@ pub use folder::load_image_folder;
 pub use idx::load_fashion_mnist;
 
 use crate::config::{DatasetName, ExperimentConfig};
+use crate::seeds::Stream;
 use rand::seq::index::sample;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -117,12 +117,13 @@ impl Dataset {
             }
         };
         if let Some(n) = config.dataset.train_subset {
-            let idx = seeded_subset(ds.train.len(), n, config.seed, "train_subset")?;
+            let idx = seeded_subset(ds.train.len(), n, Stream::TrainSubset.rng(config.seed), "train_subset")?;
             ds.train = ds.train.select(&idx);
             ds.train_rows = idx.iter().map(|&i| std::mem::take(&mut ds.train_rows[i])).collect();
         }
         if let Some(n) = config.dataset.test_subset {
-            ds.test = ds.test.select(&seeded_subset(ds.test.len(), n, split_seed ^ 0x7e57, "test_subset")?);
+            ds.test =
+                ds.test.select(&seeded_subset(ds.test.len(), n, Stream::TestSubset.rng(split_seed), "test_subset")?);
         }
         Ok(ds)
     }
@@ -161,13 +162,12 @@ pub(crate) fn indexed_rows(n: usize) -> Vec<String> {
 }
 
 /// The sorted indices of a seeded random subset of `n` of a split's `len` images.
-fn seeded_subset(len: usize, n: usize, seed: u64, what: &str) -> Result<Vec<usize>, DataError> {
+fn seeded_subset(len: usize, n: usize, mut rng: ChaCha8Rng, what: &str) -> Result<Vec<usize>, DataError> {
     if n == 0 || n > len {
         return Err(DataError::Config(crate::config::ConfigError::Invalid(format!(
             "dataset.{what} = {n} but the split has {len} images"
         ))));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5b5e7);
     let mut idx = sample(&mut rng, len, n).into_vec();
     idx.sort_unstable();
     Ok(idx)

@@ -143,15 +143,11 @@ pub fn evaluate(net: &Network, data: &DeviceData, images: &Tensor, labels: &Tens
 /// The fixed test subset of `train.eval_subset`: `size` of the `n_test` test images, drawn from
 /// the run's seed alone (the same in every cycle and on resume), ascending.
 pub fn eval_subset_indices(seed: u64, n_test: usize, size: usize) -> Vec<usize> {
-    use rand::SeedableRng;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ EVAL_SUBSET_SEED);
+    let mut rng = crate::seeds::Stream::EvalSubset.rng(seed);
     let mut picked = rand::seq::index::sample(&mut rng, n_test, size.min(n_test)).into_vec();
     picked.sort_unstable();
     picked
 }
-
-/// Mixed into the run's seed for the evaluation subset, so it is independent of the other draws.
-const EVAL_SUBSET_SEED: u64 = 0x6576_616c_5f73_7562;
 
 /// The steps after which a run of `steps` steps evaluates: every `every` steps and at the end.
 fn evaluation_steps(steps: usize, every: usize) -> Vec<usize> {
