@@ -353,7 +353,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                     eprintln!("warning: {w}");
                 }
             }
-            let out = out.unwrap_or_else(|| PathBuf::from("results/runs").join(cfg.content_hash()));
+            let out = out.unwrap_or_else(|| crate::experiment::default_out_dir(&cfg, Path::new("results/runs")));
             crate::interrupt::install().context("cannot install signal handlers")?;
             let r = crate::experiment::run(&cfg, &out, std::time::Duration::from_secs(checkpoint_every))?;
             let accuracy = r.final_accuracy.map_or("not trained".into(), |a| format!("{:.2}%", 100.0 * a));
