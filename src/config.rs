@@ -386,7 +386,9 @@ pub enum DeviceChoice {
     Cuda,
 }
 
-fn default_true() -> bool {
+/// `true`, for serde defaults of switches that are on unless turned off (shared by every config
+/// section).
+pub(crate) fn default_true() -> bool {
     true
 }
 fn default_test_fraction() -> f64 {
@@ -581,17 +583,32 @@ impl ExperimentConfig {
         Self::from_toml_str(&text, path)
     }
 
-    /// Canonical TOML text of the full config (defaults filled in): what is hashed and stored.
+    /// Canonical TOML text of the full config (defaults filled in): what a sweep writes as a
+    /// job's `config.toml`.
     pub fn canonical_toml(&self) -> String {
         toml::to_string(self).expect("config serialises to TOML")
     }
 
-    /// Content hash of the canonical config: equal configs share it, any change alters it.
-    /// Hashed from compact JSON in field order (ten times faster to write than TOML, which
-    /// matters when a sweep plans 100,000 jobs).
+    /// The config's identity, its job id: the first 16 hex digits of the BLAKE3 hash of
+    /// `{"config":DELTA,"schema":CONFIG_SCHEMA_VERSION}` as canonical JSON (compact, keys sorted),
+    /// where DELTA holds only the values that differ from [`ExperimentConfig::default()`],
+    /// compared field by field through the tables (see [`config_delta`]). A config that spells
+    /// out a default and one that leaves it out are the same experiment and get the same id, and
+    /// a release that adds a field (whose default reproduces the old behaviour) changes no id.
+    /// Equal configs share it; changing any value away from, or back to, its default alters it.
     pub fn content_hash(&self) -> String {
-        let hex = blake3::hash(&serde_json::to_vec(self).expect("config serialises to JSON")).to_hex();
-        hex[..16].to_string()
+        let config = serde_json::to_value(self).expect("config serialises to JSON");
+        identity_hash(&config_delta(&config, default_json()), CONFIG_SCHEMA_VERSION)
+    }
+
+    /// The id this config had before ids were taken from its differences to the defaults
+    /// (ssal up to schema version 1): the hash of the whole config as compact JSON in field
+    /// order, defaults included. Sweeps and results written then carry it; they are recognised
+    /// by it and re-keyed. `None` when the config sets a field that did not exist then (no older
+    /// ssal can have written it). Frozen: computed from [`LEGACY_FIELDS`], not from the struct,
+    /// so that adding fields does not change it.
+    pub fn legacy_content_hash(&self) -> Option<String> {
+        legacy_hash(&serde_json::to_value(self).expect("config serialises to JSON"), default_json())
     }
 
     /// The config as dotted field paths (`mixmatch.lambda_u`, `query.strategy`, …) mapped to
@@ -670,6 +687,209 @@ impl ExperimentConfig {
         }
         Ok(())
     }
+}
+
+/// The version of what the config's defaults *mean*, hashed into every job id
+/// ([`ExperimentConfig::content_hash`]). Ids only hold the values that differ from the
+/// defaults, so a config that leaves a field out names whatever that field's default does.
+/// Bump this when that changes: a field's default value changes, or code changes what an
+/// existing default does. Every job id then changes (a result computed under the old default is
+/// of another experiment and is not reused). Do not bump it for a new field whose default
+/// reproduces the old behaviour (configs that leave it out keep their ids: that is the point),
+/// for a new value of an enum, or for a fix that leaves every default's behaviour as it was.
+/// History: 1 — ids from the differences to the defaults (before: the whole config, see
+/// [`ExperimentConfig::legacy_content_hash`]).
+pub const CONFIG_SCHEMA_VERSION: u32 = 1;
+
+/// The default config as JSON, computed once.
+fn default_json() -> &'static serde_json::Value {
+    static DEFAULT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(|| serde_json::to_value(ExperimentConfig::default()).expect("config serialises to JSON"))
+}
+
+/// The part of `config` (a config's JSON form) that differs from `default`: tables are compared
+/// key by key and keep only differing keys (`None` when none differs); any other value (a
+/// number, string, list, `null`) is kept whole when it is not equal to the default's. An
+/// optional field's default is unset (`null`, or absent when it is left out of the JSON while
+/// unset), so setting it to any value, even the one its absence stands for, is a difference. A
+/// key the default lacks is a difference unless it is `null`.
+pub fn config_delta(config: &serde_json::Value, default: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match (config, default) {
+        (Value::Object(c), Value::Object(d)) => {
+            let differing: serde_json::Map<String, Value> = c
+                .iter()
+                .filter_map(|(k, v)| match d.get(k) {
+                    Some(dv) => config_delta(v, dv).map(|x| (k.clone(), x)),
+                    None => (!v.is_null()).then(|| (k.clone(), v.clone())),
+                })
+                .collect();
+            (!differing.is_empty()).then_some(Value::Object(differing))
+        }
+        (c, d) if c == d => None,
+        (c, _) => Some(c.clone()),
+    }
+}
+
+/// The id of a config whose differences to the defaults are `delta`, under schema `version`.
+fn identity_hash(delta: &Option<serde_json::Value>, version: u32) -> String {
+    blake3::hash(identity_text(delta, version).as_bytes()).to_hex()[..16].to_string()
+}
+
+/// The text [`identity_hash`] hashes: `{"config":DELTA,"schema":VERSION}`, canonical JSON.
+fn identity_text(delta: &Option<serde_json::Value>, version: u32) -> String {
+    let mut text = String::from("{\"config\":");
+    canonical_json(delta.as_ref().unwrap_or(&serde_json::json!({})), &mut text);
+    text.push_str(&format!(",\"schema\":{version}}}"));
+    text
+}
+
+/// Writes `v` as canonical JSON: compact, object keys in byte order, whatever order the map
+/// keeps them in.
+fn canonical_json(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).expect("a string serialises"));
+                out.push(':');
+                canonical_json(&m[k], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&serde_json::to_string(other).expect("a value serialises")),
+    }
+}
+
+/// The config fields of schema 0, in the order its ids serialised them: (field, its sub-fields
+/// for a table). A sub-field ending in `?` was left out while unset. Frozen: a field added
+/// later is not listed (see [`legacy_hash`]).
+const LEGACY_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "dataset",
+        &[
+            "name",
+            "path",
+            "test_fraction",
+            "image_size",
+            "train_subset",
+            "test_subset",
+            "split_seed?",
+            "crop_padding",
+            "horizontal_flip",
+        ],
+    ),
+    ("model", &[]),
+    ("labeled", &["size", "indices"]),
+    ("init", &["strategy", "temperature", "embedding", "embedding_path"]),
+    ("rotnet", &["steps", "batch_size", "width", "lr", "seed"]),
+    ("query", &["budgets", "strategy", "augmentations", "temperature", "pool_subset"]),
+    ("method", &[]),
+    (
+        "train",
+        &[
+            "steps",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "ema_decay",
+            "ema_warmup",
+            "eval_every",
+            "median_of",
+            "eval_batch_size",
+            "warm_start?",
+            "eval_subset?",
+        ],
+    ),
+    ("mixmatch", &["augmentations", "temperature", "alpha", "lambda_u", "rampup_steps", "rampup_fraction?"]),
+    ("seed", &[]),
+    ("device", &[]),
+];
+
+/// The schema-0 id of a config's JSON form (see [`ExperimentConfig::legacy_content_hash`]):
+/// the BLAKE3 hash of the compact JSON that serde wrote for the whole config, rebuilt from
+/// [`LEGACY_FIELDS`]. A field not listed there must hold its default (else `None`: no older ssal
+/// wrote that config); a listed field the JSON lacks is taken from `default` (for a field that
+/// is left out at its default in a later release).
+fn legacy_hash(config: &serde_json::Value, default: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let (c, d) = (config.as_object()?, default.as_object()?);
+    let listed = |table: &str, field: &str| {
+        LEGACY_FIELDS
+            .iter()
+            .any(|(t, subs)| *t == table && (field.is_empty() || subs.iter().any(|s| s.trim_end_matches('?') == field)))
+    };
+    // Fields schema 0 did not have must be at their defaults.
+    for (k, v) in c {
+        match (v, d.get(k)) {
+            (Value::Object(sub), Some(Value::Object(dsub))) if listed(k, "") => {
+                for (f, fv) in sub.iter().filter(|(f, _)| !listed(k, f)) {
+                    if config_delta(fv, dsub.get(f).unwrap_or(&Value::Null)).is_some() {
+                        return None;
+                    }
+                }
+            }
+            _ if listed(k, "") => {}
+            (v, dv) => {
+                if config_delta(v, dv.unwrap_or(&Value::Null)).is_some() {
+                    return None;
+                }
+            }
+        }
+    }
+    let json = |v: &Value| serde_json::to_string(v).expect("a value serialises");
+    let mut out = String::from("{");
+    for (i, (table, subs)) in LEGACY_FIELDS.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("\"{table}\":"));
+        let value = c.get(*table).or_else(|| d.get(*table))?;
+        if subs.is_empty() {
+            out.push_str(&json(value));
+            continue;
+        }
+        let (tv, dv) = (value.as_object()?, d.get(*table).and_then(Value::as_object));
+        out.push('{');
+        let mut first = true;
+        for sub in *subs {
+            let (name, optional) = match sub.strip_suffix('?') {
+                Some(name) => (name, true),
+                None => (*sub, false),
+            };
+            let default_value = dv.and_then(|dv| dv.get(name));
+            let field = match tv.get(name) {
+                // Left out while unset (or, should it become written, while at its default).
+                Some(v) if optional && (v.is_null() || Some(v) == default_value) => continue,
+                Some(v) => v,
+                None if optional => continue,
+                None => default_value.unwrap_or(&Value::Null),
+            };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&format!("\"{name}\":{}", json(field)));
+        }
+        out.push('}');
+    }
+    out.push('}');
+    Some(blake3::hash(out.as_bytes()).to_hex()[..16].to_string())
 }
 
 /// Flattens a config's JSON form into dotted field paths → value text (see
@@ -762,10 +982,121 @@ mod tests {
         assert!(!is_inert("train.steps", of(&[("method", "supervised"), ("init.strategy", "random")])));
     }
 
+    /// A config that sets a table field, a list, optional fields and skip-when-unset fields.
+    const CUSTOM: &str = "seed = 3\nmethod = \"supervised\"\n[dataset]\ntrain_subset = 1000\nsplit_seed = 7\n\
+                          [train]\nsteps = 50\nwarm_start = true\n[query]\nbudgets = [10, 20]\nstrategy = \"entropy\"\n";
+
+    fn parse(text: &str) -> ExperimentConfig {
+        ExperimentConfig::from_toml_str(text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn every_default_spelled_out_and_none_give_one_id() {
+        // The canonical TOML spells out every field (the skip-when-unset ones added by hand).
+        let spelled =
+            ExperimentConfig::default().canonical_toml().replace("[train]\n", "[train]\nwarm_start = false\n");
+        assert!(spelled.contains("lambda_u = 75.0") && spelled.contains("warm_start = false"), "{spelled}");
+        assert_eq!(parse(&spelled).content_hash(), parse("").content_hash());
+        // The same for a config with values of its own: written in full or only what differs.
+        let custom = parse(CUSTOM);
+        let full = custom.canonical_toml();
+        assert!(full.contains("lambda_u = 75.0") && full.contains("rampup_steps = 16384"), "{full}");
+        assert_eq!(parse(&full).content_hash(), custom.content_hash());
+        // A default written next to the values of its own changes nothing either.
+        let more = CUSTOM.replace("[train]\n", "[train]\nlr = 0.002\nema_warmup = true\n");
+        assert_eq!(parse(&more).content_hash(), custom.content_hash());
+    }
+
+    #[test]
+    fn the_id_holds_only_what_differs_from_the_defaults_table_by_table() {
+        let mut c = ExperimentConfig::default();
+        assert_eq!(config_delta(&serde_json::to_value(&c).unwrap(), default_json()), None);
+        c.mixmatch.lambda_u = 10.0;
+        c.dataset.train_subset = Some(100);
+        let delta = config_delta(&serde_json::to_value(&c).unwrap(), default_json()).unwrap();
+        assert_eq!(delta, serde_json::json!({"dataset": {"train_subset": 100}, "mixmatch": {"lambda_u": 10.0}}));
+        // Any value changed changes the id; changed back, the id is back.
+        let base = ExperimentConfig::default().content_hash();
+        let changed = c.content_hash();
+        assert_ne!(changed, base);
+        for edit in [
+            |c: &mut ExperimentConfig| c.seed = 1,
+            |c: &mut ExperimentConfig| c.query.budgets = vec![10],
+            |c: &mut ExperimentConfig| c.train.warm_start = true,
+            |c: &mut ExperimentConfig| c.dataset.split_seed = Some(0),
+            |c: &mut ExperimentConfig| c.method = Method::Supervised,
+        ] {
+            let mut d = c.clone();
+            edit(&mut d);
+            assert_ne!(d.content_hash(), changed, "{d:?}");
+        }
+        c.mixmatch.lambda_u = 75.0;
+        c.dataset.train_subset = None;
+        assert_eq!(c.content_hash(), base);
+        // Setting an optional field to what its absence stands for is a difference (the split
+        // seed defaults to the run's seed, 0 here): two ids for one experiment, never one id
+        // for two.
+        c.dataset.split_seed = Some(0);
+        assert_ne!(c.content_hash(), base);
+    }
+
+    #[test]
+    fn the_schema_version_enters_the_id() {
+        let c = parse(CUSTOM);
+        let delta = config_delta(&serde_json::to_value(&c).unwrap(), default_json());
+        assert_eq!(identity_hash(&delta, CONFIG_SCHEMA_VERSION), c.content_hash());
+        assert_ne!(identity_hash(&delta, CONFIG_SCHEMA_VERSION + 1), c.content_hash());
+        assert_ne!(identity_hash(&None, CONFIG_SCHEMA_VERSION + 1), ExperimentConfig::default().content_hash());
+    }
+
+    #[test]
+    fn ids_are_pinned() {
+        // Computed when the rule was introduced (schema 1). If this fails, the id rule changed:
+        // every sweep's jobs would get new ids. Change the rule only with a migration.
+        assert_eq!(CONFIG_SCHEMA_VERSION, 1);
+        assert_eq!(ExperimentConfig::default().content_hash(), "fd445f347ef92e0e");
+        assert_eq!(parse(CUSTOM).content_hash(), "b491fb8b38a172e7");
+        // What is hashed, spelled out.
+        let delta = config_delta(&serde_json::to_value(parse(CUSTOM)).unwrap(), default_json());
+        assert_eq!(
+            identity_text(&delta, 1),
+            r#"{"config":{"dataset":{"split_seed":7,"train_subset":1000},"method":"supervised","query":{"budgets":[10,20],"strategy":"entropy"},"seed":3,"train":{"steps":50,"warm_start":true}},"schema":1}"#
+        );
+        assert_eq!(identity_text(&None, 1), r#"{"config":{},"schema":1}"#);
+    }
+
+    #[test]
+    fn legacy_ids_are_the_whole_config_hashes_of_older_ssal() {
+        // Computed by ssal 766dcab (ids hashed the whole config) for the same two configs.
+        assert_eq!(ExperimentConfig::default().legacy_content_hash().as_deref(), Some("fcc0a63bd81f9c2b"));
+        assert_eq!(parse(CUSTOM).legacy_content_hash().as_deref(), Some("4cc1bfe8d4e6521d"));
+        // While the config has only schema-0 fields, that is serde's JSON of the whole config.
+        for c in [ExperimentConfig::default(), parse(CUSTOM)] {
+            let whole = blake3::hash(&serde_json::to_vec(&c).unwrap()).to_hex()[..16].to_string();
+            assert_eq!(c.legacy_content_hash(), Some(whole));
+        }
+        // A field added later: at its default it leaves the legacy id alone; set, no older ssal
+        // wrote the config, so there is no legacy id.
+        let custom = serde_json::to_value(parse(CUSTOM)).unwrap();
+        let with = |field: &str, value: serde_json::Value, default: serde_json::Value| {
+            let (mut c, mut d) = (custom.clone(), default_json().clone());
+            c["train"][field] = value;
+            d["train"][field] = default;
+            legacy_hash(&c, &d)
+        };
+        assert_eq!(with("new_knob", 3.into(), 3.into()).as_deref(), Some("4cc1bfe8d4e6521d"));
+        assert_eq!(with("new_knob", 4.into(), 3.into()), None);
+        // A schema-0 field written at its default by a later release (no longer skipped).
+        assert_eq!(
+            with("eval_subset", serde_json::Value::Null, serde_json::Value::Null).as_deref(),
+            Some("4cc1bfe8d4e6521d")
+        );
+    }
+
     #[test]
     fn split_seed_defaults_to_the_run_seed_and_left_out_keeps_every_job_id() {
         // The default config's hash from before dataset.split_seed existed.
-        assert_eq!(ExperimentConfig::default().content_hash(), "fcc0a63bd81f9c2b");
+        assert_eq!(ExperimentConfig::default().legacy_content_hash().as_deref(), Some("fcc0a63bd81f9c2b"));
         let d = DatasetConfig::default();
         assert_eq!((d.split_seed, d.split_seed_for(7)), (None, 7));
         let c = ExperimentConfig::from_toml_str("seed = 7\n[dataset]\nsplit_seed = 0\n", Path::new("s.toml")).unwrap();
@@ -790,9 +1121,9 @@ mod tests {
         assert_eq!(m.rampup_steps_for(5000), 80);
         assert_eq!(m.rampup_steps_for(300), 5);
         assert!(m.rampup_warning(300).is_none());
-        // Unset, the fraction is not serialised: every existing job id stays what it was.
-        let default_json = serde_json::to_string(&MixMatchConfig::default()).unwrap();
-        assert!(!default_json.contains("rampup_fraction"), "{default_json}");
+        // Unset, the fraction is not serialised: every legacy job id stays what it was.
+        let default_text = serde_json::to_string(&MixMatchConfig::default()).unwrap();
+        assert!(!default_text.contains("rampup_fraction"), "{default_text}");
         let bad = ExperimentConfig {
             mixmatch: MixMatchConfig { rampup_fraction: Some(0.0), ..Default::default() },
             ..Default::default()

@@ -286,7 +286,9 @@ pub(crate) fn load_for_run(config: &ExperimentConfig) -> Result<(Dataset, Device
 }
 
 /// A finished or interrupted earlier run of the same config in `path`, if any. A result of a
-/// different config is never overwritten.
+/// different config is never overwritten. A result an older ssal wrote under the config's
+/// legacy id ([`ExperimentConfig::legacy_content_hash`]) is the same config's: it is resumed,
+/// and takes the current id when it is next written.
 fn previous_result(path: &Path, config: &ExperimentConfig) -> Result<Option<RunResult>, RunError> {
     let old = match result::load(path) {
         Ok(old) => old,
@@ -295,7 +297,7 @@ fn previous_result(path: &Path, config: &ExperimentConfig) -> Result<Option<RunR
         }
         Err(e) => return Err(RunError::Resume(format!("{e}; move it away"))),
     };
-    if old.config_hash != config.content_hash() {
+    if !is_own_hash(config, &old.config_hash) {
         return Err(RunError::Resume(format!(
             "{} holds a result of another config (hash {}, this config {}); choose another --out",
             path.display(),
@@ -304,6 +306,22 @@ fn previous_result(path: &Path, config: &ExperimentConfig) -> Result<Option<RunR
         )));
     }
     Ok(Some(old))
+}
+
+/// Where `ssal run` without `--out` puts a run: `root/<config id>`, or the run's directory under
+/// its legacy id when only that exists (a run an older ssal started there resumes there).
+pub fn default_out_dir(config: &ExperimentConfig, root: &Path) -> PathBuf {
+    let current = root.join(config.content_hash());
+    match config.legacy_content_hash().map(|legacy| root.join(legacy)) {
+        Some(legacy) if !current.exists() && legacy.is_dir() => legacy,
+        _ => current,
+    }
+}
+
+/// Whether `hash` is `config`'s id, current or legacy (written by an ssal whose ids hashed the
+/// whole config).
+fn is_own_hash(config: &ExperimentConfig, hash: &str) -> bool {
+    hash == config.content_hash() || config.legacy_content_hash().is_some_and(|legacy| legacy == hash)
 }
 
 /// The weights a finished cycle leaves for the next: `checkpoint-<cycle>.ot` (its EMA model, which
@@ -370,6 +388,8 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         wall_seconds: 0.0,
         environment: Environment::default(),
     });
+    // A result resumed from an older ssal is written back under the current id.
+    result.config_hash = config.content_hash();
     result.environment = current_environment(device).after(&result.environment);
     let earlier_wall = result.wall_seconds;
     let [c, _, _] = dataset.image_shape();
@@ -447,6 +467,7 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
                 path: train_state.clone(),
                 every: checkpoint_every,
                 config_hash: result.config_hash.clone(),
+                legacy_config_hash: config.legacy_content_hash(),
                 cycle,
             };
             log(&format!(

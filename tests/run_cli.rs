@@ -105,3 +105,51 @@ fn eval_subset_evaluates_early_points_on_a_seeded_subset_and_the_last_on_the_who
     let (_, again) = run(&cfg, &t.path().join("b"));
     assert_eq!(again["cycles"][0]["evaluations"], r["cycles"][0]["evaluations"]);
 }
+
+#[test]
+fn a_result_written_under_an_older_ssals_id_is_resumed_and_rewritten_under_the_current_one() {
+    use ssal::config::ExperimentConfig;
+    let t = tempfile::tempdir().unwrap();
+    common::write_idx_dataset(&t.path().join("data"), 300, 100, true);
+    let text = config(&t.path().join("data"), "supervised", 2);
+    let (out, done) = run(&text, t.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cfg = ExperimentConfig::from_toml_str(&text, Path::new("cfg.toml")).unwrap();
+    let (id, legacy) = (cfg.content_hash(), cfg.legacy_content_hash().unwrap());
+    assert_ne!(id, legacy);
+    assert_eq!(done["config_hash"], id.as_str());
+    let path = t.path().join("out/result.json");
+    let write = |r: &serde_json::Value| std::fs::write(&path, serde_json::to_string_pretty(r).unwrap()).unwrap();
+
+    // Finished under the legacy id: accepted as this config's, returned, not run again.
+    let mut old = done.clone();
+    old["config_hash"] = legacy.as_str().into();
+    write(&old);
+    let before = std::fs::read_to_string(&path).unwrap();
+    let (out, _) = run(&text, t.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "a finished result is not rewritten");
+
+    // Interrupted under the legacy id before its first cycle finished: resumed, and written
+    // back under the current id with the same outcome.
+    old["complete"] = false.into();
+    old["cycles"] = serde_json::json!([]);
+    old["labeled_indices"] = serde_json::json!([]);
+    old["final_accuracy"] = serde_json::Value::Null;
+    write(&old);
+    let (out, resumed) = run(&text, t.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((resumed["config_hash"].as_str(), &resumed["complete"]), (Some(id.as_str()), &true.into()));
+    assert_eq!(resumed["cycles"][0]["evaluations"], done["cycles"][0]["evaluations"]);
+
+    // Any other hash is still another config's result, never overwritten.
+    old["config_hash"] = "0123456789abcdef".into();
+    write(&old);
+    let (out, _) = run(&text, t.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another config"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

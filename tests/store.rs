@@ -144,3 +144,29 @@ fn a_database_of_the_first_schema_is_upgraded_with_its_fields() {
     drop(store);
     assert!(Store::open_read_only(&db).is_ok());
 }
+
+#[test]
+fn a_run_rekeyed_from_an_older_ssals_id_stays_one_run() {
+    // A sweep job an older ssal ran: jobs/<legacy id>/result.json carrying the legacy id.
+    let t = tempfile::tempdir().unwrap();
+    let jobs = t.path().join("mysweep/jobs");
+    let mut r = result(4, 0.6);
+    let (id, legacy) = (r.config.content_hash(), r.config.legacy_content_hash().unwrap());
+    r.config_hash = legacy.clone();
+    write(&jobs, &legacy, &r);
+    let mut store = Store::open(&t.path().join("r.db")).unwrap();
+    assert_eq!(store.ingest_dir(&t.path().join("mysweep")).unwrap().added, 1);
+    // This ssal re-keys it (jobs/<id> links to the old directory) and later rewrites the
+    // result under the new id: the same run, replaced, reached once through the link.
+    std::os::unix::fs::symlink(&legacy, jobs.join(&id)).unwrap();
+    let rep = store.ingest_dir(&t.path().join("mysweep")).unwrap();
+    assert_eq!((rep.added, rep.replaced, rep.unchanged), (0, 0, 1));
+    r.config_hash = id.clone();
+    write(&jobs, &id, &r);
+    let rep = store.ingest_dir(&t.path().join("mysweep")).unwrap();
+    assert_eq!((rep.added, rep.replaced, rep.unchanged), (0, 1, 0));
+    let runs = store.runs(None).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].run_id, id);
+    assert!(runs[0].path.ends_with(&format!("{legacy}/result.json")), "{}", runs[0].path);
+}

@@ -347,3 +347,131 @@ fn seeds_0_then_1_resume_submits_only_seed_1() {
     assert_eq!(v["retired_jobs"][0]["state"], "planned", "{v}");
     assert_eq!(v["retired_jobs"][0]["result"], serde_json::Value::Null, "{v}");
 }
+
+/// Turns a sweep this ssal ran into what an ssal whose job ids hashed the whole config left:
+/// `jobs/<legacy id>/` directories, results carrying the legacy id, the state keyed by it.
+/// Returns (legacy id, id) per job.
+fn as_left_by_an_older_ssal(sweep_dir: &std::path::Path) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(sweep_dir.join("state.db")).unwrap();
+    let ids: Vec<String> = db
+        .prepare("SELECT job_id FROM jobs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut pairs = Vec::new();
+    for id in ids {
+        let (new_dir, config) =
+            (sweep_dir.join("jobs").join(&id), sweep_dir.join("jobs").join(&id).join("config.toml"));
+        let legacy = ExperimentConfig::load(&config).unwrap().legacy_content_hash().unwrap();
+        let old_dir = sweep_dir.join("jobs").join(&legacy);
+        std::fs::rename(&new_dir, &old_dir).unwrap();
+        let result = old_dir.join("result.json");
+        let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        r["config_hash"] = legacy.as_str().into();
+        std::fs::write(&result, serde_json::to_string_pretty(&r).unwrap()).unwrap();
+        db.execute(
+            "UPDATE jobs SET job_id = ?2, config_hash = ?2, dir = ?3, result_path = ?4, log_path = ?5 WHERE job_id = ?1",
+            rusqlite::params![
+                id,
+                legacy,
+                old_dir.to_str().unwrap(),
+                old_dir.join("result.json").to_str().unwrap(),
+                old_dir.join("log.txt").to_str().unwrap()
+            ],
+        )
+        .unwrap();
+        db.execute("UPDATE attempts SET job_id = ?2 WHERE job_id = ?1", [&id, &legacy]).unwrap();
+        db.execute("UPDATE submissions SET job_ids = replace(job_ids, ?1, ?2)", [&id, &legacy]).unwrap();
+        pairs.push((legacy, id));
+    }
+    pairs
+}
+
+#[test]
+fn a_sweep_run_by_an_older_ssal_is_rekeyed_without_rerunning_or_retiring_anything() {
+    let s = LocalSweep::new();
+    s.seeds(&[0, 1, 2]);
+    let (code, stdout, stderr) = s.run("submit", &["--backend", "local"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let sweep_dir = s.results.join("edit");
+    let pairs = as_left_by_an_older_ssal(&sweep_dir);
+    // Seed 2 was stopped by the older ssal before its first cycle finished, and failed.
+    let seed2 = s.job_dir(2);
+    let legacy2 = seed2.file_name().unwrap().to_str().unwrap().to_string();
+    let mut r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(seed2.join("result.json")).unwrap()).unwrap();
+    r["complete"] = false.into();
+    r["cycles"] = serde_json::json!([]);
+    r["labeled_indices"] = serde_json::json!([]);
+    r["final_accuracy"] = serde_json::Value::Null;
+    std::fs::write(seed2.join("result.json"), serde_json::to_string_pretty(&r).unwrap()).unwrap();
+    rusqlite::Connection::open(sweep_dir.join("state.db"))
+        .unwrap()
+        .execute("UPDATE jobs SET state = 'failed' WHERE job_id = ?1", [&legacy2])
+        .unwrap();
+    let untouched: Vec<(std::path::PathBuf, String, String)> = [0, 1]
+        .into_iter()
+        .map(|seed| {
+            let d = s.job_dir(seed);
+            let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+            (d.clone(), read("result.json"), read("log.txt"))
+        })
+        .collect();
+    // The results store has the three runs as the older ssal left them.
+    let db = s.results.join("runs.db");
+    let ingest = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_ssal"))
+            .args(["results", "ingest", sweep_dir.to_str().unwrap(), "--db", db.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ingest();
+
+    // This ssal re-keys them, says so once, and retires nothing.
+    let (code, stdout, stderr) = s.run("status", &[]);
+    assert_eq!(code, Some(1), "a failed job: {stdout}{stderr}");
+    assert!(stderr.contains("ssal: sweep edit: 3 jobs re-keyed from an older ssal's ids"), "{stderr}");
+    assert!(!stderr.contains("retired"), "{stderr}");
+    assert!(stdout.contains("| done | 2 |") && stdout.contains("| failed | 1 |"), "{stdout}");
+    let (_, json, _) = s.run("status", &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!((v["jobs"].as_u64(), v["retired"].as_u64()), (Some(3), Some(0)), "{v}");
+    assert_eq!(v["failed"][0]["log"], seed2.join("log.txt").to_str().unwrap(), "its log, where it is");
+    for (legacy, id) in &pairs {
+        let link = sweep_dir.join("jobs").join(id);
+        assert_eq!(std::fs::read_link(&link).unwrap(), std::path::PathBuf::from(legacy));
+        assert!(link.join("config.toml").is_file() && link.join("result.json").is_file());
+    }
+    let (_, _, stderr) = s.run("status", &[]);
+    assert!(!stderr.contains("re-keyed"), "once: {stderr}");
+
+    // Resume runs only the unfinished job, in its directory, and leaves the others alone.
+    let (code, stdout, stderr) = s.run("resume", &["--backend", "local"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("submitted 1 jobs") && stdout.contains("sweep edit: 3 done\n"), "{stdout}");
+    for (dir, result, log) in &untouched {
+        assert_eq!(&std::fs::read_to_string(dir.join("result.json")).unwrap(), result, "not rewritten");
+        assert_eq!(&std::fs::read_to_string(dir.join("log.txt")).unwrap(), log, "not run again");
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(seed2.join("result.json")).unwrap()).unwrap();
+    let id2 = &pairs.iter().find(|(l, _)| *l == legacy2).unwrap().1;
+    assert_eq!((r["complete"].as_bool(), r["config_hash"].as_str()), (Some(true), Some(id2.as_str())));
+
+    // The store: the same three runs, seed 2's replaced, none twice (the link is not a second run).
+    let out = ingest();
+    assert!(out.contains("0 added") && out.contains("1 replaced") && out.contains("2 unchanged"), "{out}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let seeds: Vec<i64> = conn
+        .prepare("SELECT seed FROM runs ORDER BY seed")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(seeds, vec![0, 1, 2]);
+}

@@ -378,3 +378,89 @@ fn the_analysis_only_build_refuses_to_submit_itself_as_the_runner() {
     assert!(err.contains("analysis-only build") && err.contains("[slurm] ssal"), "{err}");
     assert!(!c.state.join("submissions.log").exists() || c.submissions() == 0, "nothing was submitted");
 }
+
+#[test]
+fn jobs_queued_under_an_older_ssals_ids_are_rekeyed_and_finish_where_their_tasks_look() {
+    let c = Cluster::new(2, "");
+    assert!(c.sweep("submit", &["--backend", "slurm"]).status.success());
+    // What an ssal whose ids hashed the whole config left: jobs/<legacy id>, the state and the
+    // array's task list keyed by those ids.
+    let dir = c.results.join("fake");
+    let db = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+    let ids: Vec<String> = db
+        .prepare("SELECT job_id FROM jobs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let tasks = std::fs::read_dir(dir.join("arrays"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "tasks"))
+        .unwrap();
+    let mut legacy = Vec::new();
+    for id in &ids {
+        let config = ssal::config::ExperimentConfig::load(&dir.join("jobs").join(id).join("config.toml")).unwrap();
+        let old = config.legacy_content_hash().unwrap();
+        std::fs::rename(dir.join("jobs").join(id), dir.join("jobs").join(&old)).unwrap();
+        let old_dir = dir.join("jobs").join(&old);
+        db.execute(
+            "UPDATE jobs SET job_id = ?2, config_hash = ?2, dir = ?3, result_path = ?4, log_path = ?5 WHERE job_id = ?1",
+            rusqlite::params![
+                id,
+                old,
+                old_dir.to_str().unwrap(),
+                old_dir.join("result.json").to_str().unwrap(),
+                old_dir.join("log.txt").to_str().unwrap()
+            ],
+        )
+        .unwrap();
+        db.execute("UPDATE submissions SET job_ids = replace(job_ids, ?1, ?2)", [id, &old]).unwrap();
+        let list = std::fs::read_to_string(&tasks).unwrap().replace(id.as_str(), &old);
+        std::fs::write(&tasks, list).unwrap();
+        legacy.push(old);
+    }
+    drop(db);
+
+    // Re-keyed while queued: still submitted, under the same handles, nothing submitted again.
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("2 jobs re-keyed"), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 0 jobs"), "{}", text(&o));
+    assert_eq!(c.submissions(), 1);
+    let (_, status) = c.status_json();
+    assert_eq!((status["states"]["submitted"].as_u64(), status["retired"].as_u64()), (Some(2), Some(0)), "{status}");
+
+    // Task 0 runs as its array says, in jobs/<legacy id>, and finishes there; task 1 fails.
+    let list = std::fs::read_to_string(&tasks).unwrap();
+    let first = list.lines().next().unwrap();
+    assert!(legacy.iter().any(|l| l == first), "the task list still names the old id");
+    std::fs::write(dir.join("jobs").join(first).join("result.json"), "{\"complete\": true}").unwrap();
+    let job = first_job(&c);
+    c.fake(&["set", &format!("{job}_0"), "COMPLETED", "0"]);
+    c.fake(&["set", &format!("{job}_1"), "FAILED", "1"]);
+    let (code, status) = c.status_json();
+    assert_eq!(code, Some(1), "{status}");
+    assert_eq!(
+        (status["states"]["done"].as_u64(), status["states"]["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{status}"
+    );
+    // The retry is submitted under the new id, whose directory leads to the old one.
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 1 jobs"), "{}", text(&o));
+    let (_, status) = c.status_json();
+    let retried = status["failed"].as_array().map_or(0, Vec::len);
+    assert_eq!((status["states"]["submitted"].as_u64(), retried), (Some(1), 0), "{status}");
+    let newest = std::fs::read_dir(dir.join("arrays"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tasks") && *p != tasks)
+        .collect::<Vec<_>>();
+    assert_eq!(newest.len(), 1);
+    let new_id = std::fs::read_to_string(&newest[0]).unwrap().trim().to_string();
+    assert!(!legacy.contains(&new_id) && ids.contains(&new_id), "{new_id}");
+    assert!(dir.join("jobs").join(&new_id).join("config.toml").is_file());
+    assert!(std::fs::symlink_metadata(dir.join("jobs").join(&new_id)).unwrap().is_symlink());
+}

@@ -8,6 +8,14 @@ mod sweep;
 #[cfg(feature = "torch")]
 mod torch;
 
+/// The results root, relative to the working directory: sweeps live in `results/<sweep>/`.
+const RESULTS_DIR: &str = "results";
+/// The results database that `results ingest` writes and reports read.
+const RESULTS_DB: &str = "results/ssal.db";
+/// Where `ssal run` without `--out` puts its run (under the config's id).
+#[cfg(feature = "torch")]
+const RUNS_DIR: &str = "results/runs";
+
 /// A command that needs libtorch, asked of a build without it (`--no-default-features`: the
 /// analysis-only build for login nodes and laptops).
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +165,7 @@ enum ResultsCommand {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         /// Results database (created if missing).
-        #[arg(long, default_value = "results/ssal.db")]
+        #[arg(long, default_value = RESULTS_DB)]
         db: PathBuf,
     },
     /// Write the selected runs as tidy data: one row per (run, cycle) with the sweep, the run
@@ -179,7 +187,7 @@ enum ResultsCommand {
 #[derive(Debug, clap::Args)]
 struct SelectArgs {
     /// Results database (written by `ssal results ingest`).
-    #[arg(long, default_value = "results/ssal.db")]
+    #[arg(long, default_value = RESULTS_DB)]
     db: PathBuf,
     /// Only runs of this sweep (the ingested directory's name).
     #[arg(long)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, clap::Args)]
 pub struct SweepAt {
     /// Results root; the sweep lives in RESULTS/<sweep name>/. Default: results.
-    #[arg(long, default_value = "results")]
+    #[arg(long, default_value = super::RESULTS_DIR)]
     results: PathBuf,
 }
 
@@ -74,7 +74,8 @@ fn sweep_dir(plan: &Plan, at: &SweepAt) -> anyhow::Result<PathBuf> {
 }
 
 /// Writes the plan under the sweep's directory and opens its state (under the lock for
-/// commands that submit or cancel), saying on stderr how many jobs opening it retired or restored.
+/// commands that submit or cancel), saying on stderr how many jobs opening it re-keyed, retired or
+/// restored.
 fn open_runner(plan: &Plan, at: &SweepAt) -> anyhow::Result<SweepRunner> {
     let runner = SweepRunner::open(plan, &sweep_dir(plan, at)?)?;
     report_sync(plan, &runner.synced);
@@ -87,9 +88,16 @@ fn n_jobs(n: usize, adjective: &str) -> String {
     format!("{n} {adjective}job{}", if n == 1 { "" } else { "s" })
 }
 
-/// One line when planning retired or restored jobs (nothing when it changed neither).
+/// One line when planning re-keyed, retired or restored jobs (nothing when it changed none).
 fn report_sync(plan: &Plan, synced: &PlanSync) {
     let mut parts = Vec::new();
+    if !synced.rekeyed.is_empty() {
+        parts.push(format!(
+            "{} re-keyed from an older ssal's ids (results kept where they are, jobs/<new id> links to them; \
+             nothing reruns)",
+            n_jobs(synced.rekeyed.len(), "")
+        ));
+    }
     if !synced.retired.is_empty() {
         parts.push(format!(
             "{} retired (no longer in the sweep file: kept with any result, never submitted again)",

@@ -13,7 +13,7 @@ pub(super) fn run(config: &Path, out: Option<PathBuf>, checkpoint_every: u64) ->
             eprintln!("warning: {w}");
         }
     }
-    let out = out.unwrap_or_else(|| PathBuf::from("results/runs").join(cfg.content_hash()));
+    let out = out.unwrap_or_else(|| crate::experiment::default_out_dir(&cfg, Path::new(super::RUNS_DIR)));
     crate::interrupt::install().context("cannot install signal handlers")?;
     let r = crate::experiment::run(&cfg, &out, std::time::Duration::from_secs(checkpoint_every))?;
     let accuracy = r.final_accuracy.map_or("not trained".into(), |a| format!("{:.2}%", 100.0 * a));

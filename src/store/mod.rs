@@ -171,6 +171,11 @@ impl Store {
         let mut files = Vec::new();
         collect_results(dir, &mut files).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         files.sort();
+        // A run is keyed by the canonical path of its result.json: one reached twice (a job
+        // re-keyed from an older ssal's id is linked as `jobs/<new id>` → `jobs/<old id>`) is
+        // one run, read once.
+        let mut seen = std::collections::HashSet::new();
+        files.retain(|f| seen.insert(f.canonicalize().unwrap_or_else(|_| f.clone())));
         let mut report = IngestReport::default();
         let path = self.path.clone();
         let sql = |source| StoreError::Sql { path: path.clone(), source };

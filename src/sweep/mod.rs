@@ -1,6 +1,7 @@
 //! Sweeps: a base experiment config plus a grid of axes over any config field, expanded into
-//! jobs whose ids are content hashes of their full configs (so re-planning gives the same ids
-//! and identical configs collapse to one job).
+//! jobs whose ids are their configs' identities ([`ExperimentConfig::content_hash`]: the values
+//! that differ from the defaults), so re-planning gives the same ids, identical configs collapse
+//! to one job, and a release that adds a config field changes no id.
 mod lock;
 mod runner;
 mod state;
@@ -8,7 +9,7 @@ mod state;
 pub use crate::scheduler::SlurmSettings;
 pub use lock::{LockError, SweepLock};
 pub use runner::{job_log, last_lines, FailureGroups, RunnerError, SweepRunner, Tally, WaitOutcome};
-pub use state::{JobState, PlanSync, PlannedJob, StateDb, StateError, TrackedJob};
+pub use state::{JobState, PlanSync, PlannedJob, StateDb, StateError, SyncError, TrackedJob};
 
 use crate::config::{ConfigError, ExperimentConfig};
 use rand::seq::SliceRandom;
@@ -61,7 +62,7 @@ struct SweepFile {
 /// One planned job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
-    /// Content hash of the full config.
+    /// The config's identity ([`ExperimentConfig::content_hash`]).
     pub id: String,
     pub config: ExperimentConfig,
     /// The axis values that define this job, as `field=value` pairs.

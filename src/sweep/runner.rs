@@ -2,7 +2,7 @@
 //! (each chunk journalled before the scheduler is asked, so that it is submitted exactly once),
 //! refresh states from one scheduler poll plus the jobs' result files, retry failures, stop after
 //! too many, cancel.
-use super::{JobState, Plan, PlanSync, PlannedJob, StateDb, StateError, TrackedJob};
+use super::{JobState, Plan, PlanSync, PlannedJob, StateDb, StateError, SyncError, TrackedJob};
 use crate::scheduler::{Observed, Scheduler, SchedulerError, Task};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ pub enum RunnerError {
     Scheduler(#[from] SchedulerError),
     #[error(transparent)]
     Plan(#[from] super::SweepError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
 }
 
 /// Jobs per state: the plan's, and apart from them the retired ones (no longer in the plan).
@@ -90,18 +92,26 @@ fn has_complete_result(dir: &Path) -> bool {
 }
 
 impl SweepRunner {
-    /// Writes the plan under `dir` (configs, plan.tsv) and records its jobs in `dir/state.db`:
-    /// known jobs the plan no longer holds are retired, retired ones it holds again restored
-    /// ([`SweepRunner::synced`] says which).
+    /// Records the plan's jobs in `dir/state.db` and writes the plan under `dir` (configs,
+    /// plan.tsv): jobs an older ssal planned under its ids are re-keyed to the plan's, known
+    /// jobs the plan no longer holds are retired, retired ones it holds again restored
+    /// ([`SweepRunner::synced`] says which). The state is synced first, so that a re-keyed job's
+    /// directory link is in place before its config is written through it.
     pub fn open(plan: &Plan, dir: &Path) -> Result<Self, RunnerError> {
-        plan.write(dir)?;
+        std::fs::create_dir_all(dir).map_err(|source| super::SweepError::Write { path: dir.to_path_buf(), source })?;
         let mut db = StateDb::open(&dir.join("state.db"))?;
         let jobs: Vec<PlannedJob> = plan
             .jobs
             .iter()
-            .map(|j| PlannedJob { id: j.id.clone(), dir: dir.join("jobs").join(&j.id), axes: j.describe() })
+            .map(|j| PlannedJob {
+                id: j.id.clone(),
+                legacy_id: j.config.legacy_content_hash(),
+                dir: dir.join("jobs").join(&j.id),
+                axes: j.describe(),
+            })
             .collect();
         let synced = db.sync_plan(&jobs)?;
+        plan.write(dir)?;
         Ok(SweepRunner { dir: dir.to_path_buf(), db, synced })
     }
 

@@ -1,8 +1,9 @@
 //! The state of a sweep's jobs in SQLite (`results/<sweep>/state.db`, WAL): which backend has
 //! each job under which handle, how often it was tried, where its result and log go, and whether
-//! it is still in the sweep file's plan (a job whose values left the file is retired).
-use rusqlite::{params, Connection};
-use std::collections::HashSet;
+//! it is still in the sweep file's plan (a job whose values left the file is retired), and
+//! re-keying the jobs an older ssal planned under its ids (see [`StateDb::sync_plan`]).
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Where a job stands. `Done` means a complete `result.json` exists; nothing else does.
@@ -85,17 +86,23 @@ impl TrackedJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedJob {
     pub id: String,
+    /// The id an older ssal gave the same config (the hash of the whole config, see
+    /// [`crate::config::ExperimentConfig::legacy_content_hash`]): a known job under it is this
+    /// job, and is re-keyed.
+    pub legacy_id: Option<String>,
     pub dir: PathBuf,
     /// The axis values that define it, for people reading `status`.
     pub axes: String,
 }
 
-/// What [`StateDb::sync_plan`] changed: the job ids it retired (known, not in the plan) and the
-/// retired ones it restored (in the plan again).
+/// What [`StateDb::sync_plan`] changed: the job ids it retired (known, not in the plan), the
+/// retired ones it restored (in the plan again) and the jobs it re-keyed from an older ssal's
+/// ids to the plan's (old id, new id).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanSync {
     pub retired: Vec<String>,
     pub restored: Vec<String>,
+    pub rekeyed: Vec<(String, String)>,
 }
 
 /// Errors of the state database, naming its path.
@@ -104,6 +111,53 @@ pub struct PlanSync {
 pub struct StateError {
     pub path: PathBuf,
     pub source: rusqlite::Error,
+}
+
+/// Errors of [`StateDb::sync_plan`]: the database's, or a job that cannot be re-keyed because
+/// the plan's directory for its new id is taken (nothing was changed).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(
+        "cannot re-key job {old} (an older ssal's id) as {new}: {link} {problem}; nothing was changed — move \
+         {link} away and run the command again"
+    )]
+    Rekey { old: String, new: String, link: PathBuf, problem: String },
+}
+
+/// Makes `link` (the plan's directory for a job's new id) a symbolic link to `dir` (where the
+/// job has its files under its old id), so that whatever reaches the job by its id — a Slurm
+/// array task, `sweep plan`'s config, a person — finds them, while the files stay where they
+/// are (the results store keys runs by that path). Idempotent: a link already there is kept; a
+/// directory there holding no more than a `config.toml` (written by planning) is replaced;
+/// anything else is an error (the problem, for [`SyncError::Rekey`]).
+fn link_job_dir(dir: &Path, link: &Path) -> Result<(), String> {
+    let target = match (dir.parent(), link.parent(), dir.file_name()) {
+        (Some(a), Some(b), Some(name)) if a == b => PathBuf::from(name),
+        _ => dir.to_path_buf(),
+    };
+    match std::fs::symlink_metadata(link) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot be read: {e}")),
+        Ok(m) if m.is_symlink() => {
+            let same =
+                std::fs::canonicalize(link).ok().zip(std::fs::canonicalize(dir).ok()).is_some_and(|(a, b)| a == b);
+            return if same { Ok(()) } else { Err(format!("is a link that does not lead to {}", dir.display())) };
+        }
+        Ok(m) if m.is_dir() => {
+            let entries: Vec<_> = std::fs::read_dir(link)
+                .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>())
+                .map_err(|e| format!("cannot be read: {e}"))?;
+            if entries.iter().any(|n| n != "config.toml") {
+                return Err("holds files of its own".into());
+            }
+            let _ = std::fs::remove_file(link.join("config.toml"));
+            std::fs::remove_dir(link).map_err(|e| format!("cannot be removed: {e}"))?;
+        }
+        Ok(_) => return Err("is not a directory".into()),
+    }
+    std::os::unix::fs::symlink(&target, link).map_err(|e| format!("cannot be made a link to {}: {e}", dir.display()))
 }
 
 /// The state database of one sweep.
@@ -188,11 +242,90 @@ impl StateDb {
     /// Records the plan's jobs: new ones as planned; known ones keep their state, take their new
     /// plan index and axes and, if they were retired, are restored. Known jobs missing from the
     /// plan are retired (state, handle and attempts untouched). One transaction.
-    pub fn sync_plan(&mut self, jobs: &[PlannedJob]) -> Result<PlanSync, StateError> {
+    ///
+    /// First, a known job whose id is a planned job's legacy id (an older ssal planned it) is
+    /// re-keyed to the plan's id, whatever its state, before anything is compared: its row, its
+    /// attempts and the journal entries naming it take the new id; it keeps its state, handle
+    /// and directory (`dir`, where its result and log are), and the plan's directory for the new
+    /// id becomes a symbolic link to that directory (made before the transaction commits, so a
+    /// crash in between leaves a link that the next sync finds in place). A job queued or
+    /// running under its old id goes on undisturbed: its task still finds its directory by the
+    /// old name. A legacy job whose new id is already known is left alone (and retired).
+    pub fn sync_plan(&mut self, jobs: &[PlannedJob]) -> Result<PlanSync, SyncError> {
         let t = now();
         let path = self.path.clone();
         let err = |source| StateError { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
+        let mut sync = PlanSync::default();
+        let ids: HashSet<String> = {
+            let mut stmt = tx.prepare("SELECT job_id FROM jobs").map_err(err)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(err)?;
+            rows.collect::<Result<_, _>>().map_err(err)?
+        };
+        for job in jobs {
+            let Some(legacy) = job.legacy_id.as_ref().filter(|l| **l != job.id && ids.contains(*l)) else { continue };
+            if ids.contains(&job.id) {
+                continue;
+            }
+            let dir: Option<String> = tx
+                .query_row("SELECT dir FROM jobs WHERE job_id = ?1", [legacy], |r| r.get(0))
+                .optional()
+                .map_err(err)?;
+            // Where its files are: the recorded directory, else (the sweep's directory moved)
+            // the one under its old id next to the plan's; with neither, nothing on disk to keep,
+            // and it takes the plan's directory.
+            let recorded = PathBuf::from(dir.unwrap_or_default());
+            let sibling = job.dir.with_file_name(legacy);
+            let found = [&recorded, &sibling].into_iter().find(|d| d.is_dir()).cloned();
+            if let Some(found) = &found {
+                link_job_dir(found, &job.dir).map_err(|problem| SyncError::Rekey {
+                    old: legacy.clone(),
+                    new: job.id.clone(),
+                    link: job.dir.clone(),
+                    problem,
+                })?;
+            }
+            let dir = found.unwrap_or_else(|| job.dir.clone());
+            if dir != recorded {
+                tx.execute(
+                    "UPDATE jobs SET dir = ?2, result_path = ?3, log_path = ?4 WHERE job_id = ?1",
+                    params![
+                        legacy,
+                        dir.to_string_lossy(),
+                        dir.join("result.json").to_string_lossy(),
+                        dir.join("log.txt").to_string_lossy()
+                    ],
+                )
+                .map_err(err)?;
+            }
+            tx.execute(
+                "UPDATE jobs SET job_id = ?2, config_hash = ?2, updated_at = ?3 WHERE job_id = ?1",
+                params![legacy, job.id, t],
+            )
+            .map_err(err)?;
+            tx.execute("UPDATE attempts SET job_id = ?2 WHERE job_id = ?1", params![legacy, job.id]).map_err(err)?;
+            sync.rekeyed.push((legacy.clone(), job.id.clone()));
+        }
+        if !sync.rekeyed.is_empty() {
+            let renamed: HashMap<&str, &str> = sync.rekeyed.iter().map(|(o, n)| (o.as_str(), n.as_str())).collect();
+            let entries: Vec<(String, String)> = {
+                let mut stmt = tx.prepare("SELECT token, job_ids FROM submissions").map_err(err)?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
+                rows.collect::<Result<_, _>>().map_err(err)?
+            };
+            for (token, text) in entries {
+                let Ok(old) = serde_json::from_str::<Vec<String>>(&text) else { continue };
+                let new: Vec<String> = old
+                    .iter()
+                    .map(|id| renamed.get(id.as_str()).map_or_else(|| id.clone(), |n| n.to_string()))
+                    .collect();
+                if new != old {
+                    let text = serde_json::to_string(&new).expect("strings serialise");
+                    tx.execute("UPDATE submissions SET job_ids = ?2 WHERE token = ?1", params![token, text])
+                        .map_err(err)?;
+                }
+            }
+        }
         let known: Vec<(String, bool)> = {
             let mut stmt =
                 tx.prepare("SELECT job_id, retired_at IS NOT NULL FROM jobs ORDER BY plan_index").map_err(err)?;
@@ -200,7 +333,6 @@ impl StateDb {
             rows.collect::<Result<_, _>>().map_err(err)?
         };
         let planned: HashSet<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
-        let mut sync = PlanSync::default();
         for (id, retired) in known {
             match (planned.contains(id.as_str()), retired) {
                 (false, false) => {
@@ -387,6 +519,7 @@ mod tests {
         ids.iter()
             .map(|id| PlannedJob {
                 id: id.to_string(),
+                legacy_id: None,
                 dir: PathBuf::from("/s/jobs").join(id),
                 axes: format!("[{id}]"),
             })
@@ -400,7 +533,7 @@ mod tests {
         assert_eq!(db.sync_plan(&planned(&["a", "b"])).unwrap(), PlanSync::default());
         db.set_state("a", JobState::Done).unwrap();
         let sync = db.sync_plan(&planned(&["b", "c"])).unwrap();
-        assert_eq!(sync, PlanSync { retired: vec!["a".into()], restored: vec![] });
+        assert_eq!(sync, PlanSync { retired: vec!["a".into()], ..Default::default() });
         let jobs = db.jobs().unwrap();
         let ids: Vec<(&str, bool)> = jobs.iter().map(|j| (j.job_id.as_str(), j.is_retired())).collect();
         assert_eq!(ids, vec![("b", false), ("c", false), ("a", true)], "the plan's jobs first");
@@ -409,10 +542,93 @@ mod tests {
         // Syncing the same plan again changes nothing.
         assert_eq!(db.sync_plan(&planned(&["b", "c"])).unwrap(), PlanSync::default());
         let sync = db.sync_plan(&planned(&["a", "b", "c"])).unwrap();
-        assert_eq!(sync, PlanSync { retired: vec![], restored: vec!["a".into()] });
+        assert_eq!(sync, PlanSync { restored: vec!["a".into()], ..Default::default() });
         let a = db.jobs().unwrap().into_iter().find(|j| j.job_id == "a").unwrap();
         assert!(!a.is_retired());
         assert_eq!((a.state, a.plan_index), (JobState::Done, 0));
+    }
+
+    /// A job planned by an older ssal under `old` in `jobs`, with a file in its directory.
+    fn legacy_job(jobs: &Path, old: &str) -> PlannedJob {
+        std::fs::create_dir_all(jobs.join(old)).unwrap();
+        std::fs::write(jobs.join(old).join("result.json"), old).unwrap();
+        PlannedJob { id: old.into(), legacy_id: None, dir: jobs.join(old), axes: format!("[{old}]") }
+    }
+
+    /// The same job as this ssal plans it: id `new`, legacy id `old`.
+    fn rekeyed(jobs: &Path, old: &str, new: &str) -> PlannedJob {
+        PlannedJob { id: new.into(), legacy_id: Some(old.into()), dir: jobs.join(new), axes: format!("[{old}]") }
+    }
+
+    #[test]
+    fn jobs_of_an_older_ssal_are_rekeyed_with_their_state_directory_attempts_and_journal() {
+        let t = tempfile::tempdir().unwrap();
+        let jobs = t.path().join("jobs");
+        let mut db = StateDb::open(&t.path().join("state.db")).unwrap();
+        db.sync_plan(&[legacy_job(&jobs, "old-a"), legacy_job(&jobs, "old-b"), legacy_job(&jobs, "old-c")]).unwrap();
+        db.set_state("old-a", JobState::Done).unwrap();
+        // b is queued at the scheduler; c's submission is in flight (journalled, unanswered).
+        db.journal_open("t1", "slurm", &["old-b".into()]).unwrap();
+        db.mark_submitted("slurm", "t1", &[("old-b".into(), "7_1".into())]).unwrap();
+        let b = db.jobs().unwrap().into_iter().find(|j| j.job_id == "old-b").unwrap();
+        db.record_end(&b, JobState::Failed, Some("exit 1")).unwrap();
+        db.journal_open("t2", "slurm", &["old-c".into()]).unwrap();
+        // Planning planned through the old dir: planning now writes the new one (config only).
+        std::fs::create_dir_all(jobs.join("new-c")).unwrap();
+        std::fs::write(jobs.join("new-c/config.toml"), "").unwrap();
+
+        let plan =
+            [rekeyed(&jobs, "old-a", "new-a"), rekeyed(&jobs, "old-b", "new-b"), rekeyed(&jobs, "old-c", "new-c")];
+        let sync = db.sync_plan(&plan).unwrap();
+        let pairs = |p: &[(&str, &str)]| p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+        assert_eq!(
+            sync,
+            PlanSync {
+                retired: vec![],
+                restored: vec![],
+                rekeyed: pairs(&[("old-a", "new-a"), ("old-b", "new-b"), ("old-c", "new-c")])
+            }
+        );
+        let all = db.jobs().unwrap();
+        let summary: Vec<(&str, JobState, Option<&str>, bool)> =
+            all.iter().map(|j| (j.job_id.as_str(), j.state, j.handle.as_deref(), j.is_retired())).collect();
+        assert_eq!(
+            summary,
+            [
+                ("new-a", JobState::Done, None, false),
+                ("new-b", JobState::Submitted, Some("7_1"), false),
+                ("new-c", JobState::Planned, None, false)
+            ]
+        );
+        // Files stay where they are; the new id's directory leads to them.
+        for (j, old) in all.iter().zip(["old-a", "old-b", "old-c"]) {
+            assert_eq!(j.dir, jobs.join(old));
+            assert!(std::fs::symlink_metadata(jobs.join(&j.job_id)).unwrap().is_symlink());
+            assert_eq!(std::fs::read_to_string(jobs.join(&j.job_id).join("result.json")).unwrap(), old);
+        }
+        assert_eq!(std::fs::read_link(jobs.join("new-a")).unwrap(), PathBuf::from("old-a"), "relative");
+        assert_eq!(db.failed_attempts().unwrap(), 1, "b's attempt moved with it");
+        assert_eq!(db.journal_open_entries("slurm").unwrap(), vec![("t2".to_string(), vec!["new-c".to_string()])]);
+        // Again: nothing to do.
+        assert_eq!(db.sync_plan(&plan).unwrap(), PlanSync::default());
+    }
+
+    #[test]
+    fn a_rekey_whose_new_directory_holds_files_changes_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let jobs = t.path().join("jobs");
+        let mut db = StateDb::open(&t.path().join("state.db")).unwrap();
+        db.sync_plan(&[legacy_job(&jobs, "old-a"), legacy_job(&jobs, "old-b")]).unwrap();
+        std::fs::create_dir_all(jobs.join("new-b")).unwrap();
+        std::fs::write(jobs.join("new-b/result.json"), "{}").unwrap();
+        let plan = [rekeyed(&jobs, "old-a", "new-a"), rekeyed(&jobs, "old-b", "new-b")];
+        let e = db.sync_plan(&plan).unwrap_err().to_string();
+        assert!(e.contains("cannot re-key job old-b") && e.contains("new-b holds files of its own"), "{e}");
+        let ids: Vec<String> = db.jobs().unwrap().into_iter().map(|j| j.job_id).collect();
+        assert_eq!(ids, ["old-a", "old-b"], "the transaction rolled back");
+        // Moved away, the next sync re-keys both (a's link from the failed try is kept).
+        std::fs::remove_dir_all(jobs.join("new-b")).unwrap();
+        assert_eq!(db.sync_plan(&plan).unwrap().rekeyed.len(), 2);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct Checkpointing {
     pub path: PathBuf,
     pub every: Duration,
     pub config_hash: String,
+    /// The config's legacy id, also accepted from a saved state (see
+    /// [`crate::config::ExperimentConfig::legacy_content_hash`]): a run an older ssal stopped.
+    pub legacy_config_hash: Option<String>,
     pub cycle: usize,
 }
 
@@ -123,7 +126,7 @@ impl Checkpointing {
             .and_then(|t| Vec::<u8>::try_from(t).ok())
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .ok_or_else(|| self.error("no readable training state inside; delete it to restart the cycle"))?;
-        if meta.config_hash != self.config_hash {
+        if meta.config_hash != self.config_hash && self.legacy_config_hash.as_ref() != Some(&meta.config_hash) {
             return Err(self.error(format!(
                 "belongs to another config (hash {}, this config {}); choose another --out",
                 meta.config_hash, self.config_hash

@@ -42,7 +42,7 @@ pub struct SlurmSettings {
     #[serde(default = "default_signal")]
     pub signal_seconds: u32,
     /// Requeue a task that checkpointed before its time limit (`--requeue`). Default: true.
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::config::default_true")]
     pub requeue: bool,
     /// Attempts per job before a failed job is left failed. Default: 3.
     #[serde(default = "default_attempts")]
@@ -82,9 +82,6 @@ fn default_max_queued() -> usize {
 }
 fn default_signal() -> u32 {
     120
-}
-fn default_true() -> bool {
-    true
 }
 fn default_attempts() -> u32 {
     3
