@@ -1,6 +1,7 @@
 //! `ssal sweep plan` through the real binary: files on disk, stable ids, bad input.
 #![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
+mod legacy_ids;
 
 use ssal::config::ExperimentConfig;
 use std::process::Command;
@@ -303,14 +304,7 @@ fn a_removed_value_retires_its_job_with_its_result_and_adding_it_back_restores_i
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let seeds: Vec<i64> = conn
-        .prepare("SELECT seed FROM runs ORDER BY seed")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let seeds = ingested_seeds(&db);
     assert_eq!(seeds, vec![0, 1]);
 
     // Seed 0 comes back: restored as done, not run again.
@@ -348,47 +342,6 @@ fn seeds_0_then_1_resume_submits_only_seed_1() {
     assert_eq!(v["retired_jobs"][0]["result"], serde_json::Value::Null, "{v}");
 }
 
-/// Turns a sweep this ssal ran into what an ssal whose job ids hashed the whole config left:
-/// `jobs/<legacy id>/` directories, results carrying the legacy id, the state keyed by it.
-/// Returns (legacy id, id) per job.
-fn as_left_by_an_older_ssal(sweep_dir: &std::path::Path) -> Vec<(String, String)> {
-    let db = rusqlite::Connection::open(sweep_dir.join("state.db")).unwrap();
-    let ids: Vec<String> = db
-        .prepare("SELECT job_id FROM jobs")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut pairs = Vec::new();
-    for id in ids {
-        let (new_dir, config) =
-            (sweep_dir.join("jobs").join(&id), sweep_dir.join("jobs").join(&id).join("config.toml"));
-        let legacy = ExperimentConfig::load(&config).unwrap().legacy_content_hash().unwrap();
-        let old_dir = sweep_dir.join("jobs").join(&legacy);
-        std::fs::rename(&new_dir, &old_dir).unwrap();
-        let result = old_dir.join("result.json");
-        let mut r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
-        r["config_hash"] = legacy.as_str().into();
-        std::fs::write(&result, serde_json::to_string_pretty(&r).unwrap()).unwrap();
-        db.execute(
-            "UPDATE jobs SET job_id = ?2, config_hash = ?2, dir = ?3, result_path = ?4, log_path = ?5 WHERE job_id = ?1",
-            rusqlite::params![
-                id,
-                legacy,
-                old_dir.to_str().unwrap(),
-                old_dir.join("result.json").to_str().unwrap(),
-                old_dir.join("log.txt").to_str().unwrap()
-            ],
-        )
-        .unwrap();
-        db.execute("UPDATE attempts SET job_id = ?2 WHERE job_id = ?1", [&id, &legacy]).unwrap();
-        db.execute("UPDATE submissions SET job_ids = replace(job_ids, ?1, ?2)", [&id, &legacy]).unwrap();
-        pairs.push((legacy, id));
-    }
-    pairs
-}
-
 #[test]
 fn a_sweep_run_by_an_older_ssal_is_rekeyed_without_rerunning_or_retiring_anything() {
     let s = LocalSweep::new();
@@ -396,7 +349,7 @@ fn a_sweep_run_by_an_older_ssal_is_rekeyed_without_rerunning_or_retiring_anythin
     let (code, stdout, stderr) = s.run("submit", &["--backend", "local"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     let sweep_dir = s.results.join("edit");
-    let pairs = as_left_by_an_older_ssal(&sweep_dir);
+    let pairs = legacy_ids::as_left_by_an_older_ssal(&sweep_dir);
     // Seed 2 was stopped by the older ssal before its first cycle finished, and failed.
     let seed2 = s.job_dir(2);
     let legacy2 = seed2.file_name().unwrap().to_str().unwrap().to_string();
@@ -465,13 +418,19 @@ fn a_sweep_run_by_an_older_ssal_is_rekeyed_without_rerunning_or_retiring_anythin
     // The store: the same three runs, seed 2's replaced, none twice (the link is not a second run).
     let out = ingest();
     assert!(out.contains("0 added") && out.contains("1 replaced") && out.contains("2 unchanged"), "{out}");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let seeds: Vec<i64> = conn
+    let seeds = ingested_seeds(&db);
+    assert_eq!(seeds, vec![0, 1, 2]);
+}
+
+/// The seeds of the runs in the results database `db`, ascending.
+fn ingested_seeds(db: &std::path::Path) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let seeds = conn
         .prepare("SELECT seed FROM runs ORDER BY seed")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(seeds, vec![0, 1, 2]);
+    seeds
 }

@@ -1,5 +1,7 @@
 //! Exactly-once submission and failure diagnosis against a fake Slurm on PATH
 //! (tests/fake_slurm: sbatch / squeue / sacct / scontrol / scancel with injectable failures).
+mod legacy_ids;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -386,42 +388,13 @@ fn jobs_queued_under_an_older_ssals_ids_are_rekeyed_and_finish_where_their_tasks
     // What an ssal whose ids hashed the whole config left: jobs/<legacy id>, the state and the
     // array's task list keyed by those ids.
     let dir = c.results.join("fake");
-    let db = rusqlite::Connection::open(dir.join("state.db")).unwrap();
-    let ids: Vec<String> = db
-        .prepare("SELECT job_id FROM jobs")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
     let tasks = std::fs::read_dir(dir.join("arrays"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|x| x == "tasks"))
         .unwrap();
-    let mut legacy = Vec::new();
-    for id in &ids {
-        let config = ssal::config::ExperimentConfig::load(&dir.join("jobs").join(id).join("config.toml")).unwrap();
-        let old = config.legacy_content_hash().unwrap();
-        std::fs::rename(dir.join("jobs").join(id), dir.join("jobs").join(&old)).unwrap();
-        let old_dir = dir.join("jobs").join(&old);
-        db.execute(
-            "UPDATE jobs SET job_id = ?2, config_hash = ?2, dir = ?3, result_path = ?4, log_path = ?5 WHERE job_id = ?1",
-            rusqlite::params![
-                id,
-                old,
-                old_dir.to_str().unwrap(),
-                old_dir.join("result.json").to_str().unwrap(),
-                old_dir.join("log.txt").to_str().unwrap()
-            ],
-        )
-        .unwrap();
-        db.execute("UPDATE submissions SET job_ids = replace(job_ids, ?1, ?2)", [id, &old]).unwrap();
-        let list = std::fs::read_to_string(&tasks).unwrap().replace(id.as_str(), &old);
-        std::fs::write(&tasks, list).unwrap();
-        legacy.push(old);
-    }
-    drop(db);
+    let pairs = legacy_ids::as_left_by_an_older_ssal(&dir);
+    let (legacy, ids): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
 
     // Re-keyed while queued: still submitted, under the same handles, nothing submitted again.
     let o = c.sweep("resume", &["--backend", "slurm"]);
