@@ -501,7 +501,7 @@ fn fmnist_features(steps: usize) -> Vec<(String, EmbeddingMatrix)> {
     let rot = &config.rotnet;
     progress(&format!("RotNet embedding ({} steps, cache key {})", rot.steps, rotnet_cache_key(&config)));
     let rotnet = if smoke() {
-        train_rotnet(&config, &data, &bar)
+        train_rotnet(&config, &data, &bar).expect("RotNet trains")
     } else {
         embeddings_for(&config, &data, &bar).expect("RotNet embedding").0.expect("asked for")
     };
@@ -516,7 +516,8 @@ fn fmnist_features(steps: usize) -> Vec<(String, EmbeddingMatrix)> {
     let labeled = rand::seq::index::sample(&mut rng, n, labels).into_vec();
     let outcome = train(&config, &data, &labeled, &[], None, &mut rng, &bar, None).expect("trains");
     let pool: Vec<usize> = (0..n).collect();
-    let view = score_pool(&outcome.ema, &data, &[], &pool, 0, config.train.eval_batch_size, &mut rng);
+    let view =
+        score_pool(&outcome.ema, &data, &[], &pool, 0, config.train.eval_batch_size, &mut rng).expect("not stopped");
     let cnn = EmbeddingMatrix { values: view.features, dim: view.feature_dim };
     let cnn_name = format!(
         "Fashion-MNIST small-CNN penultimate features ({steps} supervised steps on {labels} random labels, EMA \
@@ -572,9 +573,10 @@ fn consistency(model: &str, pool: usize) {
     let (augmentations, batch) = (50usize, config.train.eval_batch_size);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let candidates: Vec<usize> = (0..pool).collect();
-    score_pool(&net, &data, &[], &candidates[..batch / (augmentations + 1)], augmentations, batch, &mut rng);
+    score_pool(&net, &data, &[], &candidates[..batch / (augmentations + 1)], augmentations, batch, &mut rng)
+        .expect("not stopped");
     let t0 = Instant::now();
-    let view = score_pool(&net, &data, &[], &candidates, augmentations, batch, &mut rng);
+    let view = score_pool(&net, &data, &[], &candidates, augmentations, batch, &mut rng).expect("not stopped");
     let ssal_s = t0.elapsed().as_secs_f64();
     assert_eq!(view.consistency.len(), pool);
     let (py_s, py_cl_s) = eager_seconds(&[

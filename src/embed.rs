@@ -40,6 +40,9 @@ pub enum EmbedError {
     NoSidecar { npy: PathBuf, sidecar: PathBuf },
     #[error("{path}: {message}")]
     Sidecar { path: PathBuf, message: String },
+    /// A stop was asked for while RotNet trained; nothing was cached (it trains again on resume).
+    #[error("RotNet training stopped at step {step} by a signal; nothing was cached")]
+    Interrupted { step: usize },
 }
 
 /// The first characters of a hash, enough to tell two apart in a message.
@@ -182,7 +185,7 @@ pub fn embeddings_for(
                 check_rows(&path, values.len() / dim, pool)?;
                 return Ok((Some(EmbeddingMatrix { values, dim }), EmbeddingOrigin::Cached));
             }
-            let m = train_rotnet(config, data, progress);
+            let m = train_rotnet(config, data, progress)?;
             write_npy_atomic(&path, &m)?;
             Ok((Some(m), EmbeddingOrigin::Trained))
         }
@@ -224,8 +227,14 @@ pub fn rotations(x: &Tensor) -> (Tensor, Tensor) {
 }
 
 /// Trains a RotNet on every training image (labels unused) and embeds the whole pool.
-/// Seeds its own RNGs from `rotnet.seed` (default: the run's seed).
-pub fn train_rotnet(config: &ExperimentConfig, data: &DeviceData, progress: &ProgressBar) -> EmbeddingMatrix {
+/// Seeds its own RNGs from `rotnet.seed` (default: the run's seed). Stops at the next step when a
+/// stop is asked for (`interrupt`), without a result: RotNet keeps no checkpoint (its optimizer is
+/// tch's, whose state is not saved), so a resumed run trains it again from the start.
+pub fn train_rotnet(
+    config: &ExperimentConfig,
+    data: &DeviceData,
+    progress: &ProgressBar,
+) -> Result<EmbeddingMatrix, EmbedError> {
     let rc = &config.rotnet;
     let seed = rc.seed.unwrap_or(config.seed);
     tch::manual_seed(crate::seeds::rotnet_torch(seed));
@@ -240,7 +249,10 @@ pub fn train_rotnet(config: &ExperimentConfig, data: &DeviceData, progress: &Pro
     progress.set_length(rc.steps as u64);
     progress.set_position(0);
     progress.set_prefix("rotnet");
-    for _ in 0..rc.steps {
+    for step in 0..rc.steps {
+        if crate::interrupt::requested() {
+            return Err(EmbedError::Interrupted { step });
+        }
         let idx = sampler.next_batch(rc.batch_size, &mut rng);
         let (xs, ys) = rotations(&data.augmented_batch(&idx, &mut rng));
         let logits = net.rotation_logits(&xs, true);
@@ -264,7 +276,7 @@ pub fn train_rotnet(config: &ExperimentConfig, data: &DeviceData, progress: &Pro
             values.extend(Vec::<f32>::try_from(e.view([-1])).expect("f32"));
         }
     });
-    EmbeddingMatrix { values, dim }
+    Ok(EmbeddingMatrix { values, dim })
 }
 
 #[cfg(test)]

@@ -415,7 +415,10 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
         let query_started: Instant;
         let (selected, diversity_value, consistency_value) = if cycle == 0 {
             let bar = progress_bar("embed");
-            let (embedding, origin) = embeddings_for(config, &data, &bar)?;
+            let (embedding, origin) = embeddings_for(config, &data, &bar).map_err(|e| match e {
+                EmbedError::Interrupted { .. } => RunError::Interrupted { cycle, step: None },
+                e => RunError::Embed(e),
+            })?;
             bar.finish_and_clear();
             match origin {
                 EmbeddingOrigin::Trained => log("initial-set embedding: RotNet trained and cached"),
@@ -443,7 +446,8 @@ pub fn run(config: &ExperimentConfig, out_dir: &Path, checkpoint_every: Duration
                 q.augmentations,
                 config.train.eval_batch_size,
                 &mut rng,
-            );
+            )
+            .map_err(|_| RunError::Interrupted { cycle, step: None })?;
             query_started = Instant::now();
             let picks = query(q.strategy, &view, q.budgets[cycle - 1], q.temperature, &mut rng)?;
             let rows: Vec<usize> = picks.iter().map(|&p| view.n_labeled + p).collect();

@@ -18,6 +18,12 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Work that stopped early because a stop was asked for (see [`requested`]); what it had done is
+/// dropped, and the caller saves what it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stopped by a signal")]
+pub struct Stopped;
+
 /// Whether a stop was asked for since [`install`].
 pub fn requested() -> bool {
     REQUESTED.get().is_some_and(|f| f.load(Ordering::Relaxed))

@@ -87,7 +87,8 @@ pub fn score_first_queries(common: &RunResult, runs: &[RunResult]) -> Result<Com
         config.query.augmentations,
         config.train.eval_batch_size,
         &mut score_rng,
-    );
+    )
+    .map_err(|_| RunError::Interrupted { cycle: 1, step: None })?;
     let row_of = |image: usize| view.n_labeled + candidates.binary_search(&image).expect("a candidate");
     let scores = runs
         .iter()

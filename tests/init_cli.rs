@@ -123,3 +123,52 @@ fn concurrent_runs_with_one_rotnet_config_train_it_once() {
     let count = |what: &str| logs.iter().filter(|l| l.contains(what)).count();
     assert_eq!((count("RotNet trained"), count("RotNet from the cache")), (1, 2), "{logs:#?}");
 }
+
+/// A stop asked for while RotNet trains (minutes on a real pool) ends the run at the next step
+/// with exit 75, caches nothing, and leaves the cache entry unlocked for the rerun.
+#[test]
+fn sigterm_during_rotnet_training_stops_promptly_and_caches_nothing() {
+    use std::io::BufRead;
+    let t = tempfile::tempdir().unwrap();
+    common::write_idx_dataset(&t.path().join("data"), 300, 100, false);
+    let cfg = format!(
+        "{}[init]\nstrategy = \"diversity\"\nembedding = \"rotnet\"\n[rotnet]\nsteps = 1000000\nwidth = 4\nbatch_size = 8\n",
+        base(&t.path().join("data"))
+    );
+    let dir = t.path().join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cfg.toml"), &cfg).unwrap();
+    let cache = t.path().join("cache");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ssal"))
+        .args(["run", "--config", dir.join("cfg.toml").to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
+        .env("SSAL_CACHE", &cache)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The lock file appears when the cache entry is taken, right before RotNet starts training.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let lock_taken = || {
+        std::fs::read_dir(cache.join("embeddings"))
+            .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".lock")))
+            .unwrap_or(false)
+    };
+    while !lock_taken() {
+        assert!(std::time::Instant::now() < deadline, "RotNet never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = std::time::Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let err: Vec<String> = std::io::BufReader::new(child.stderr.take().unwrap()).lines().map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(75), "{err:?}");
+    assert!(sent.elapsed() < std::time::Duration::from_secs(20), "stopped {:?} after the signal", sent.elapsed());
+    assert!(err.iter().any(|l| l.contains("interrupted in cycle 0")), "{err:?}");
+    let cached: Vec<_> = std::fs::read_dir(cache.join("embeddings"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".npy"))
+        .collect();
+    assert!(cached.is_empty(), "nothing cached: {cached:?}");
+}

@@ -7,7 +7,8 @@ use crate::train::DeviceData;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
-/// Scores `labeled` then `candidates` (training indices) with `net` in evaluation mode.
+/// Scores `labeled` then `candidates` (training indices) with `net` in evaluation mode. Checks
+/// between batches whether a stop was asked for (scoring a large pool takes minutes).
 pub fn score_pool(
     net: &Network,
     data: &DeviceData,
@@ -16,7 +17,7 @@ pub fn score_pool(
     augmentations: usize,
     batch_size: usize,
     rng: &mut ChaCha8Rng,
-) -> PoolView {
+) -> Result<PoolView, crate::interrupt::Stopped> {
     let rows: Vec<usize> = labeled.iter().chain(candidates).copied().collect();
     let views = augmentations + 1;
     let chunk = (batch_size / views).max(1);
@@ -24,6 +25,9 @@ pub fn score_pool(
     let mut num_classes = 0;
     tch::no_grad(|| {
         for part in rows.chunks(chunk) {
+            if crate::interrupt::requested() {
+                return Err(crate::interrupt::Stopped);
+            }
             let x = data.train_batch(part);
             let mut all = vec![x.shallow_clone()];
             all.extend((0..augmentations).map(|_| crate::data::augment_batch(&x, data.augment, rng)));
@@ -43,13 +47,14 @@ pub fn score_pool(
             features.extend(cpu(feats.narrow(0, 0, b)));
             consistency.extend(cpu(var));
         }
-    });
-    PoolView {
+        Ok(())
+    })?;
+    Ok(PoolView {
         num_classes,
         feature_dim: net.model.feature_dim() as usize,
         n_labeled: labeled.len(),
         probs,
         features,
         consistency,
-    }
+    })
 }
