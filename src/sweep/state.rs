@@ -271,12 +271,14 @@ impl StateDb {
                 .query_row("SELECT dir FROM jobs WHERE job_id = ?1", [legacy], |r| r.get(0))
                 .optional()
                 .map_err(err)?;
-            // Where its files are: the recorded directory, else (the sweep's directory moved)
-            // the one under its old id next to the plan's; with neither, nothing on disk to keep,
-            // and it takes the plan's directory.
+            // Where its files are: the directory under its old id next to the plan's (this
+            // sweep's own), else the recorded one; with neither, nothing on disk to keep, and it
+            // takes the plan's directory. The sibling comes first: a sweep directory that was
+            // copied or moved records the original's paths, and linking there would let this
+            // sweep write into the original.
             let recorded = PathBuf::from(dir.unwrap_or_default());
             let sibling = job.dir.with_file_name(legacy);
-            let found = [&recorded, &sibling].into_iter().find(|d| d.is_dir()).cloned();
+            let found = [&sibling, &recorded].into_iter().find(|d| d.is_dir()).cloned();
             if let Some(found) = &found {
                 link_job_dir(found, &job.dir).map_err(|problem| SyncError::Rekey {
                     old: legacy.clone(),
@@ -611,6 +613,25 @@ mod tests {
         assert_eq!(db.journal_open_entries("slurm").unwrap(), vec![("t2".to_string(), vec!["new-c".to_string()])]);
         // Again: nothing to do.
         assert_eq!(db.sync_plan(&plan).unwrap(), PlanSync::default());
+    }
+
+    #[test]
+    fn a_copied_sweep_is_rekeyed_onto_its_own_directories_not_the_originals() {
+        let t = tempfile::tempdir().unwrap();
+        let (original, copy) = (t.path().join("original"), t.path().join("copy"));
+        std::fs::create_dir_all(&original).unwrap();
+        let mut db = StateDb::open(&original.join("state.db")).unwrap();
+        db.sync_plan(&[legacy_job(&original.join("jobs"), "old-a")]).unwrap();
+        drop(db);
+        let jobs = copy.join("jobs");
+        std::fs::create_dir_all(jobs.join("old-a")).unwrap();
+        std::fs::copy(original.join("state.db"), copy.join("state.db")).unwrap();
+        std::fs::write(jobs.join("old-a/result.json"), "copy").unwrap();
+        let mut db = StateDb::open(&copy.join("state.db")).unwrap();
+        assert_eq!(db.sync_plan(&[rekeyed(&jobs, "old-a", "new-a")]).unwrap().rekeyed.len(), 1);
+        assert_eq!(std::fs::read_link(jobs.join("new-a")).unwrap(), PathBuf::from("old-a"), "relative, in the copy");
+        assert_eq!(db.jobs().unwrap()[0].dir, jobs.join("old-a"), "the copy's own directory is recorded");
+        assert_eq!(std::fs::read_to_string(jobs.join("new-a/result.json")).unwrap(), "copy");
     }
 
     #[test]
