@@ -153,7 +153,7 @@ fn tally_json(t: &Tally) -> serde_json::Value {
 
 /// Where a retired job's result is, if it has a complete one.
 fn retired_result(j: &TrackedJob) -> Option<PathBuf> {
-    (j.state == JobState::Done).then(|| j.dir.join("result.json"))
+    (j.state == JobState::Done).then(|| crate::result::path_in(&j.dir))
 }
 
 /// The hint under `status`'s table: what retired means, by state, and what happens to those

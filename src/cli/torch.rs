@@ -23,7 +23,7 @@ pub(super) fn run(config: &Path, out: Option<PathBuf>, checkpoint_every: u64) ->
         cfg.method,
         r.wall_seconds,
         r.device,
-        out.join("result.json").display()
+        crate::result::path_in(&out).display()
     );
     Ok(())
 }

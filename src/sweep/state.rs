@@ -294,7 +294,7 @@ impl StateDb {
                     params![
                         legacy,
                         dir.to_string_lossy(),
-                        dir.join("result.json").to_string_lossy(),
+                        crate::result::path_in(&dir).to_string_lossy(),
                         dir.join("log.txt").to_string_lossy()
                     ],
                 )
@@ -357,7 +357,7 @@ impl StateDb {
                     index as i64,
                     t,
                     job.dir.to_string_lossy(),
-                    job.dir.join("result.json").to_string_lossy(),
+                    crate::result::path_in(&job.dir).to_string_lossy(),
                     job.dir.join("log.txt").to_string_lossy(),
                     job.axes
                 ],
