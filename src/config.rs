@@ -18,76 +18,57 @@ pub enum ConfigError {
 
 /// One complete experiment: data, model, labeled set, training method and seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExperimentConfig {
     /// Which dataset to load and how.
-    #[serde(default)]
     pub dataset: DatasetConfig,
     /// Network architecture. Default: `small_cnn`.
-    #[serde(default)]
     pub model: ModelKind,
     /// How the labeled set is chosen.
-    #[serde(default)]
     pub labeled: LabeledConfig,
     /// How the initial labeled set is chosen when `labeled.indices` is not given.
-    #[serde(default)]
     pub init: InitConfig,
     /// Self-supervised RotNet embedding settings (used when `init.embedding = "rotnet"`).
-    #[serde(default)]
     pub rotnet: RotNetConfig,
     /// Active-learning cycles after the initial set: budgets and query strategy.
-    #[serde(default)]
     pub query: QueryConfig,
     /// Training algorithm. Default: `mixmatch`.
-    #[serde(default)]
     pub method: Method,
     /// Optimisation, EMA and evaluation settings.
-    #[serde(default)]
     pub train: TrainConfig,
     /// MixMatch hyper-parameters (ignored by `supervised`).
-    #[serde(default)]
     pub mixmatch: MixMatchConfig,
     /// Seed every random choice of the run flows from. Default: 0.
-    #[serde(default)]
     pub seed: u64,
     /// Where to compute. Default: `auto` (CUDA when available).
-    #[serde(default)]
     pub device: DeviceChoice,
 }
 
 /// Which dataset and where its files are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatasetConfig {
     /// Dataset format. Default: `fashion_mnist`.
-    #[serde(default)]
     pub name: DatasetName,
     /// Directory holding the files. Default: `/usr/share/datasets/fashion-mnist` for
     /// Fashion-MNIST (Debian's `dataset-fashion-mnist`); required for the others.
-    #[serde(default)]
     pub path: Option<PathBuf>,
     /// Image folders only: fraction of each class held out for testing. Default: 0.1.
-    #[serde(default = "default_test_fraction")]
     pub test_fraction: f64,
     /// Image folders only: images are resized to this square size. Default: 224.
-    #[serde(default = "default_image_size")]
     pub image_size: u32,
     /// Use only this many training images (a seeded random subset), for quick runs. Default: all.
-    #[serde(default)]
     pub train_subset: Option<usize>,
     /// Use only this many test images (a seeded random subset), for quick runs. Default: all.
-    #[serde(default)]
     pub test_subset: Option<usize>,
     /// Seed of the image-folder train/test split and of `test_subset`. Set it when runs with
     /// different seeds must share one split: a paper's fixed split, or an imported embedding,
     /// whose rows are the training images of one split. Default: the run's seed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub split_seed: Option<u64>,
     /// Reflect padding of the random crop, in pixels; 0 disables cropping. Default: 4.
-    #[serde(default = "default_crop_padding")]
     pub crop_padding: i64,
     /// Random horizontal flips in augmentation. Default: true.
-    #[serde(default = "default_true")]
     pub horizontal_flip: bool,
 }
 
@@ -126,35 +107,29 @@ pub enum ModelKind {
 
 /// How the labeled set is formed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LabeledConfig {
     /// Number of labeled training images, drawn uniformly at random from the seed. Default: 100.
-    #[serde(default = "default_labeled_size")]
     pub size: usize,
     /// Explicit training-set indices to label instead of a random draw. Default: none.
-    #[serde(default)]
     pub indices: Option<Vec<usize>>,
 }
 
 /// Initial labeled-set selection (paper, Section IV-A).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct InitConfig {
     /// `random` (uniform draw) or `diversity` (diversity-based sampling on the embedding).
     /// Default: `random`.
-    #[serde(default)]
     pub strategy: InitStrategy,
     /// Temperature T of diversity sampling: 0 is k-center greedy, 0.5 k-means++ seeding (the
     /// paper's choice). Default: 0.5.
-    #[serde(default = "default_init_temperature")]
     pub temperature: f64,
     /// Embedding used for diversity sampling and the diversity metric of the initial set:
     /// `none`, `rotnet` (trained on the training pool, cached) or `npy` (imported). Default: `none`.
-    #[serde(default)]
     pub embedding: EmbeddingSource,
     /// For `embedding = "npy"`: an N × d float32/float64 matrix whose rows are the training
     /// images in dataset order (after `train_subset`). Default: none.
-    #[serde(default)]
     pub embedding_path: Option<PathBuf>,
 }
 
@@ -184,47 +159,37 @@ pub enum EmbeddingSource {
 
 /// RotNet training for initial-set embeddings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RotNetConfig {
     /// Optimisation steps. Default: 1500.
-    #[serde(default = "default_rotnet_steps")]
     pub steps: usize,
     /// Images per batch (each seen in all four rotations). Default: 64.
-    #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Width w of the first block; the embedding has 2w dimensions (w = 96 gives the RotNet
     /// paper's 192-d CIFAR-10 features). Default: 32.
-    #[serde(default = "default_rotnet_width")]
     pub width: i64,
     /// Adam learning rate. Default: 0.002.
-    #[serde(default = "default_lr")]
     pub lr: f64,
     /// Seed of the RotNet's training. Default: the run's seed.
-    #[serde(default)]
     pub seed: Option<u64>,
 }
 
 /// The active-learning cycles (paper, Sections IV-B and V-A3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct QueryConfig {
     /// Images added in each cycle after the initial set (paper, CIFAR-10:
     /// [50, 50, 250, 250, 250]). Default: none (a single training on the initial set).
-    #[serde(default)]
     pub budgets: Vec<usize>,
     /// Query strategy. Default: `random`.
-    #[serde(default)]
     pub strategy: QueryStrategy,
     /// Augmented views N_a for consistency (paper: 50 on CIFAR-10, 10 on Caltech-101). Default: 10.
-    #[serde(default = "default_query_augmentations")]
     pub augmentations: usize,
     /// Temperature of diversity sampling on consistency-based embeddings (paper: 0, k-center
     /// greedy). Default: 0.
-    #[serde(default)]
     pub temperature: f64,
     /// Score only this many unlabeled images per cycle, drawn at random from the seed (keeps
     /// consistency affordable on a CPU). Default: the whole unlabeled pool.
-    #[serde(default)]
     pub pool_subset: Option<usize>,
 }
 
@@ -260,74 +225,60 @@ pub enum Method {
 
 /// Optimiser, EMA and evaluation settings shared by all methods.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Optimisation steps; 0 stops after choosing (and measuring) the labeled set. Default: 1000.
-    #[serde(default = "default_steps")]
     pub steps: usize,
     /// Labeled batch size (MixMatch uses as many unlabeled images per augmentation). Default: 64.
-    #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Adam learning rate. Default: 0.002 (MixMatch).
-    #[serde(default = "default_lr")]
     pub lr: f64,
     /// Decoupled weight decay: conv/linear weights are multiplied by (1 − this) after each step.
     /// Default: 0.00004 (MixMatch: 0.02 × lr).
-    #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
     /// EMA decay of the evaluated model. Default: 0.999.
-    #[serde(default = "default_ema_decay")]
     pub ema_decay: f64,
     /// Warm the EMA up with decay min(ema_decay, (1+t)/(10+t)) (TensorFlow's `num_updates`
     /// rule) so short runs are not dominated by the random initialisation. Default: true.
-    #[serde(default = "default_true")]
     pub ema_warmup: bool,
     /// Evaluate the EMA model on the test set every this many steps. Default: 100.
-    #[serde(default = "default_eval_every")]
     pub eval_every: usize,
     /// The reported accuracy is the median of the last this many evaluations
     /// (paper: 20 on CIFAR-10, 6 on Caltech-101). Default: 5.
-    #[serde(default = "default_median_of")]
     pub median_of: usize,
     /// Batch size of evaluation and feature extraction. Default: 512.
-    #[serde(default = "default_eval_batch_size")]
     pub eval_batch_size: usize,
     /// A query cycle continues from the previous cycle's weights (network and EMA; the optimiser
     /// starts afresh) instead of a new random initialisation, so that a small per-cycle budget
     /// accumulates over the cycles. The paper is silent on this; it is common in AL practice.
     /// Default: false (every cycle trains from scratch).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub warm_start: bool,
     /// Evaluate on this many test images (a fixed subset drawn from the run's seed) at every
     /// evaluation except the last `median_of`, which use the whole test set and give the reported
     /// accuracy; makes frequent learning-curve points cheap. Default: none (always the whole set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_subset: Option<usize>,
 }
 
 /// MixMatch hyper-parameters (Berthelot et al. 2019).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MixMatchConfig {
     /// Augmentations per unlabeled image for label guessing (K). Default: 2.
-    #[serde(default = "default_k")]
     pub augmentations: usize,
     /// Sharpening temperature of the guessed labels. Default: 0.5.
-    #[serde(default = "default_sharpen")]
     pub temperature: f64,
     /// MixUp Beta(α, α) parameter. Default: 0.75.
-    #[serde(default = "default_alpha")]
     pub alpha: f64,
     /// Weight of the unlabeled loss λ_u after ramp-up. Default: 75.
-    #[serde(default = "default_lambda_u")]
     pub lambda_u: f64,
     /// Steps over which λ_u ramps up linearly from 0 (paper: 16 epochs of 1024 steps). Default: 16384.
-    #[serde(default = "default_rampup")]
     pub rampup_steps: usize,
     /// The ramp-up as a fraction of `train.steps` instead (MixMatch's own setting: 16 of 1,024
     /// epochs ≈ 0.016), so that a short CPU run ramps up as a long one does; replaces
     /// `rampup_steps` when set. Default: none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rampup_fraction: Option<f64>,
 }
 
@@ -391,75 +342,15 @@ pub enum DeviceChoice {
 pub(crate) fn default_true() -> bool {
     true
 }
-fn default_test_fraction() -> f64 {
-    0.1
-}
-fn default_image_size() -> u32 {
-    224
-}
-fn default_crop_padding() -> i64 {
-    4
-}
-fn default_labeled_size() -> usize {
-    100
-}
-fn default_steps() -> usize {
-    1000
-}
-fn default_batch_size() -> usize {
-    64
-}
-fn default_lr() -> f64 {
-    0.002
-}
-fn default_weight_decay() -> f64 {
-    0.00004
-}
-fn default_ema_decay() -> f64 {
-    0.999
-}
-fn default_eval_every() -> usize {
-    100
-}
-fn default_median_of() -> usize {
-    5
-}
-fn default_eval_batch_size() -> usize {
-    512
-}
-fn default_k() -> usize {
-    2
-}
-fn default_sharpen() -> f64 {
-    0.5
-}
-fn default_alpha() -> f64 {
-    0.75
-}
-fn default_lambda_u() -> f64 {
-    75.0
-}
-fn default_rampup() -> usize {
-    16 * 1024
-}
-fn default_query_augmentations() -> usize {
-    10
-}
-fn default_init_temperature() -> f64 {
-    0.5
-}
-fn default_rotnet_steps() -> usize {
-    1500
-}
-fn default_rotnet_width() -> i64 {
-    32
-}
 
+// The defaults of each section, one `Default` per struct: serde fills every field a file leaves
+// out from them (struct-level `#[serde(default)]`), the field docs state them, and job ids are
+// the differences from them (`content_hash`).
 impl Default for InitConfig {
     fn default() -> Self {
         Self {
             strategy: InitStrategy::default(),
-            temperature: default_init_temperature(),
+            temperature: 0.5,
             embedding: EmbeddingSource::default(),
             embedding_path: None,
         }
@@ -471,7 +362,7 @@ impl Default for QueryConfig {
         Self {
             budgets: Vec::new(),
             strategy: QueryStrategy::default(),
-            augmentations: default_query_augmentations(),
+            augmentations: 10,
             temperature: 0.0,
             pool_subset: None,
         }
@@ -480,13 +371,7 @@ impl Default for QueryConfig {
 
 impl Default for RotNetConfig {
     fn default() -> Self {
-        Self {
-            steps: default_rotnet_steps(),
-            batch_size: default_batch_size(),
-            width: default_rotnet_width(),
-            lr: default_lr(),
-            seed: None,
-        }
+        Self { steps: 1500, batch_size: 64, width: 32, lr: 0.002, seed: None }
     }
 }
 
@@ -495,12 +380,12 @@ impl Default for DatasetConfig {
         Self {
             name: DatasetName::default(),
             path: None,
-            test_fraction: default_test_fraction(),
-            image_size: default_image_size(),
+            test_fraction: 0.1,
+            image_size: 224,
             train_subset: None,
             test_subset: None,
             split_seed: None,
-            crop_padding: default_crop_padding(),
+            crop_padding: 4,
             horizontal_flip: true,
         }
     }
@@ -508,22 +393,22 @@ impl Default for DatasetConfig {
 
 impl Default for LabeledConfig {
     fn default() -> Self {
-        Self { size: default_labeled_size(), indices: None }
+        Self { size: 100, indices: None }
     }
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            steps: default_steps(),
-            batch_size: default_batch_size(),
-            lr: default_lr(),
-            weight_decay: default_weight_decay(),
-            ema_decay: default_ema_decay(),
+            steps: 1000,
+            batch_size: 64,
+            lr: 0.002,
+            weight_decay: 0.00004,
+            ema_decay: 0.999,
             ema_warmup: true,
-            eval_every: default_eval_every(),
-            median_of: default_median_of(),
-            eval_batch_size: default_eval_batch_size(),
+            eval_every: 100,
+            median_of: 5,
+            eval_batch_size: 512,
             warm_start: false,
             eval_subset: None,
         }
@@ -533,11 +418,11 @@ impl Default for TrainConfig {
 impl Default for MixMatchConfig {
     fn default() -> Self {
         Self {
-            augmentations: default_k(),
-            temperature: default_sharpen(),
-            alpha: default_alpha(),
-            lambda_u: default_lambda_u(),
-            rampup_steps: default_rampup(),
+            augmentations: 2,
+            temperature: 0.5,
+            alpha: 0.75,
+            lambda_u: 75.0,
+            rampup_steps: 16 * 1024,
             rampup_fraction: None,
         }
     }
