@@ -15,16 +15,18 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use ssal::config::{DatasetName, EmbeddingSource, ExperimentConfig, Method, ModelKind, QueryStrategy};
+use ssal::data::DeviceData;
 use ssal::data::{channel_stats, AugmentParams, Dataset, Split};
 use ssal::embed::{embeddings_for, rotnet_cache_key, train_rotnet, EmbeddingMatrix};
 use ssal::models::Network;
+use ssal::progress::Silent;
 use ssal::result::Evaluation;
 use ssal::result::{CycleRecord, RunResult};
 use ssal::select::{
     diversity_sample, diversity_sample_on, diversity_sample_stats, score_pool, DiversityOptions, Embeddings, Pruning,
 };
 use ssal::store::Store;
-use ssal::train::{train, DeviceData};
+use ssal::train::{train, TrainSetup};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -497,13 +499,13 @@ fn fmnist_features(steps: usize) -> Vec<(String, EmbeddingMatrix)> {
     };
     let (ds, augment) = fmnist(&config);
     let data = DeviceData::new(&ds, Device::Cpu, augment);
-    let bar = indicatif::ProgressBar::hidden();
     let rot = &config.rotnet;
     progress(&format!("RotNet embedding ({} steps, cache key {})", rot.steps, rotnet_cache_key(&config)));
     let rotnet = if smoke() {
-        train_rotnet(&config, &data, &bar).expect("RotNet trains")
+        train_rotnet(&config.rotnet, config.seed, config.train.eval_batch_size, &data, &Silent, None)
+            .expect("RotNet trains")
     } else {
-        embeddings_for(&config, &data, &bar).expect("RotNet embedding").0.expect("asked for")
+        embeddings_for(&config, &data, &Silent).expect("RotNet embedding").0.expect("asked for")
     };
     let rotnet_name =
         format!("Fashion-MNIST RotNet features (RotNet of {} steps, width {}, seed 0)", rot.steps, rot.width);
@@ -514,7 +516,7 @@ fn fmnist_features(steps: usize) -> Vec<(String, EmbeddingMatrix)> {
     let n = ds.train.len();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let labeled = rand::seq::index::sample(&mut rng, n, labels).into_vec();
-    let outcome = train(&config, &data, &labeled, &[], None, &mut rng, &bar, None).expect("trains");
+    let outcome = train(TrainSetup::of(&config), &data, &labeled, &[], None, &mut rng, &Silent, None).expect("trains");
     let pool: Vec<usize> = (0..n).collect();
     let view =
         score_pool(&outcome.ema, &data, &[], &pool, 0, config.train.eval_batch_size, &mut rng).expect("not stopped");
@@ -657,9 +659,8 @@ fn mixmatch(model: &str, device: Option<Device>) {
         config.train.eval_every = n;
         sync(device);
         let t0 = Instant::now();
-        let bar = indicatif::ProgressBar::hidden();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        train(&config, &data, &labeled, &unlabeled, None, &mut rng, &bar, None).expect("trains");
+        train(TrainSetup::of(&config), &data, &labeled, &unlabeled, None, &mut rng, &Silent, None).expect("trains");
         sync(device);
         t0.elapsed().as_secs_f64()
     };

@@ -1,13 +1,15 @@
 //! Self-supervised embeddings of the training pool for initial-set selection: a RotNet trained on
 //! all training images (cached by content hash), or a matrix imported from `.npy`, whose
 //! sidecar proves which training images its rows are.
-use crate::config::{DatasetName, EmbeddingSource, ExperimentConfig};
+use crate::config::{DatasetName, EmbeddingSource, ExperimentConfig, RotNetConfig};
+use crate::data::{DeviceData, EpochSampler};
 use crate::models::RotNet;
+use crate::progress::Progress;
 use crate::select::{read_embeddings_npy, SelectError};
-use crate::train::{DeviceData, EpochSampler};
-use indicatif::ProgressBar;
+use crate::train::{load_state, named_variables, restore_variables, save_state, Adam};
+use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
-use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// A row-major N × d embedding matrix, one row per training image.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,8 +42,9 @@ pub enum EmbedError {
     NoSidecar { npy: PathBuf, sidecar: PathBuf },
     #[error("{path}: {message}")]
     Sidecar { path: PathBuf, message: String },
-    /// A stop was asked for while RotNet trained; nothing was cached (it trains again on resume).
-    #[error("RotNet training stopped at step {step} by a signal; nothing was cached")]
+    /// A stop was asked for while RotNet trained; its state is saved next to the cache entry
+    /// (when it has one), and the next run with the same RotNet config goes on from there.
+    #[error("RotNet training stopped at step {step} by a signal")]
     Interrupted { step: usize },
 }
 
@@ -140,7 +143,9 @@ pub fn rotnet_cache_key(config: &ExperimentConfig) -> String {
         DatasetName::ImageFolder => format!("split_seed={}\n", config.dataset.split_seed_for(config.seed)),
         DatasetName::FashionMnist | DatasetName::Cifar10 => String::new(),
     };
-    let text = format!("rotnet-v1\n{dataset}\n{rotnet}\nsubset_seed={subset_seed}\n{split}");
+    // v2: RotNet trains with the project's Adam (`train::Adam`, checkpointable) instead of tch's;
+    // the same algorithm, but not the same rounding, so v1 entries are not reused.
+    let text = format!("rotnet-v2\n{dataset}\n{rotnet}\nsubset_seed={subset_seed}\n{split}");
     blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }
 
@@ -165,7 +170,7 @@ pub enum EmbeddingOrigin {
 pub fn embeddings_for(
     config: &ExperimentConfig,
     data: &DeviceData,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<(Option<EmbeddingMatrix>, EmbeddingOrigin), EmbedError> {
     let pool = data.dataset.train.len();
     match config.init.embedding {
@@ -185,8 +190,11 @@ pub fn embeddings_for(
                 check_rows(&path, values.len() / dim, pool)?;
                 return Ok((Some(EmbeddingMatrix { values, dim }), EmbeddingOrigin::Cached));
             }
-            let m = train_rotnet(config, data, progress)?;
+            let state = path.with_extension("state.ot");
+            let eval_batch = config.train.eval_batch_size;
+            let m = train_rotnet(&config.rotnet, config.seed, eval_batch, data, progress, Some(&state))?;
             write_npy_atomic(&path, &m)?;
+            let _ = std::fs::remove_file(&state);
             Ok((Some(m), EmbeddingOrigin::Trained))
         }
     }
@@ -226,52 +234,90 @@ pub fn rotations(x: &Tensor) -> (Tensor, Tensor) {
     (xs, labels)
 }
 
-/// Trains a RotNet on every training image (labels unused) and embeds the whole pool.
-/// Seeds its own RNGs from `rotnet.seed` (default: the run's seed). Stops at the next step when a
-/// stop is asked for (`interrupt`), without a result: RotNet keeps no checkpoint (its optimizer is
-/// tch's, whose state is not saved), so a resumed run trains it again from the start.
+/// Where a stopped RotNet training is, saved in its state file (with the network's variables
+/// and Adam's moments as tensors).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RotnetProgress {
+    /// Steps finished.
+    step: usize,
+    adam_steps: i64,
+    rng: ChaCha8Rng,
+    sampler: EpochSampler,
+}
+
+/// Trains a RotNet on every training image (labels unused) and embeds the whole pool in batches
+/// of `eval_batch_size`. Seeds its own RNGs from `rotnet.seed` (default: the run's seed). When a
+/// stop is asked for (`interrupt`) it saves its state to `state` (if given) and returns
+/// `Interrupted`; given a saved `state`, it goes on from there and ends with the embedding an
+/// uninterrupted training gives.
 pub fn train_rotnet(
-    config: &ExperimentConfig,
+    rc: &RotNetConfig,
+    run_seed: u64,
+    eval_batch_size: usize,
     data: &DeviceData,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
+    state: Option<&Path>,
 ) -> Result<EmbeddingMatrix, EmbedError> {
-    let rc = &config.rotnet;
-    let seed = rc.seed.unwrap_or(config.seed);
+    let seed = rc.seed.unwrap_or(run_seed);
     tch::manual_seed(crate::seeds::rotnet_torch(seed));
-    let mut rng = crate::seeds::Stream::Rotnet.rng(seed);
     let vs = nn::VarStore::new(data.device);
     let [c, _, _] = data.dataset.image_shape();
     let net = RotNet::new(&vs.root(), c, rc.width);
     crate::models::use_channels_last(&vs);
-    let mut opt = nn::Adam::default().build(&vs, rc.lr).expect("Adam builds");
+    let mut opt = Adam::new(vs.trainable_variables(), rc.lr);
     let pool: Vec<usize> = (0..data.dataset.train.len()).collect();
-    let mut sampler = EpochSampler::new(&pool);
-    progress.set_length(rc.steps as u64);
-    progress.set_position(0);
-    progress.set_prefix("rotnet");
-    for step in 0..rc.steps {
-        if crate::interrupt::requested() {
-            return Err(EmbedError::Interrupted { step });
+    let mut at = RotnetProgress {
+        step: 0,
+        adam_steps: 0,
+        rng: crate::seeds::Stream::Rotnet.rng(seed),
+        sampler: EpochSampler::new(&pool),
+    };
+    if let Some(path) = state.filter(|p| p.exists()) {
+        let bad = |message: String| EmbedError::Cache {
+            path: path.to_path_buf(),
+            message: format!("{message}; delete it to train RotNet from the start"),
+        };
+        let (saved, tensors): (RotnetProgress, _) = load_state(path).map_err(bad)?;
+        restore_variables(&tensors, "net", &vs).map_err(bad)?;
+        if !opt.restore(&tensors, saved.adam_steps) {
+            return Err(bad("its optimizer state does not fit this RotNet".into()));
         }
-        let idx = sampler.next_batch(rc.batch_size, &mut rng);
-        let (xs, ys) = rotations(&data.augmented_batch(&idx, &mut rng));
+        at = saved;
+        progress.note(&format!("RotNet resumed at step {} of {}", at.step, rc.steps));
+    }
+    progress.begin("rotnet", rc.steps as u64, at.step as u64);
+    while at.step < rc.steps {
+        if crate::interrupt::requested() {
+            if let Some(path) = state {
+                at.adam_steps = opt.steps();
+                let mut tensors = named_variables("net", &vs);
+                tensors.extend(opt.named_state());
+                save_state(path, &at, tensors)
+                    .map_err(|message| EmbedError::Cache { path: path.to_path_buf(), message })?;
+            }
+            return Err(EmbedError::Interrupted { step: at.step });
+        }
+        let idx = at.sampler.next_batch(rc.batch_size, &mut at.rng);
+        let (xs, ys) = rotations(&data.augmented_batch(&idx, &mut at.rng));
         let logits = net.rotation_logits(&xs, true);
         let loss = logits.cross_entropy_for_logits(&ys);
         opt.backward_step(&loss);
-        progress.inc(1);
-        if progress.position() % 100 == 0 {
+        at.step += 1;
+        progress.step();
+        if at.step % 100 == 0 {
             let acc = logits.argmax(1, false).eq_tensor(&ys).to_kind(Kind::Float).mean(Kind::Float);
-            progress.set_message(format!(
+            progress.status(&format!(
                 "loss {:.3} · rotation acc {:.1}%",
                 loss.double_value(&[]),
                 100.0 * acc.double_value(&[])
             ));
         }
     }
+    progress.end();
     let dim = net.embedding_dim() as usize;
     let mut values = Vec::with_capacity(pool.len() * dim);
     tch::no_grad(|| {
-        for chunk in pool.chunks(config.train.eval_batch_size) {
+        for chunk in pool.chunks(eval_batch_size) {
             let e = net.embed(&data.train_batch(chunk)).to_device(tch::Device::Cpu).contiguous();
             values.extend(Vec::<f32>::try_from(e.view([-1])).expect("f32"));
         }

@@ -18,6 +18,7 @@ pub mod interrupt;
 pub mod metrics;
 #[cfg(feature = "torch")]
 pub mod models;
+pub mod progress;
 #[cfg(feature = "torch")]
 pub mod queries;
 pub mod report;

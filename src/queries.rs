@@ -6,13 +6,13 @@
 //! on the CPU training is deterministic, so the retrained model reproduces the recorded
 //! evaluations exactly, and [`CommonScores::reproduced`] says whether it did.
 use crate::config::ExperimentConfig;
+use crate::data::DeviceData;
 use crate::experiment::{load_for_run, unlabeled_pool, RunError};
 use crate::metrics::diversity;
+use crate::progress::Silent;
 use crate::result::{Evaluation, RunResult};
 use crate::select::score_pool;
-use crate::train::{train, DeviceData};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use crate::train::{train, TrainSetup};
 
 /// One run's first query under the common model.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,14 +71,14 @@ pub fn score_first_queries(common: &RunResult, runs: &[RunResult]) -> Result<Com
     let (mut rng, torch_seed) = crate::seeds::cycle(config.seed, 0);
     tch::manual_seed(torch_seed);
     let unlabeled = unlabeled_pool(dataset.train.len(), labeled);
-    let hidden = indicatif::ProgressBar::hidden();
-    let outcome = train(config, &data, labeled, &unlabeled, None, &mut rng, &hidden, None).map_err(RunError::Train)?;
+    let setup = TrainSetup::of(config);
+    let outcome = train(setup, &data, labeled, &unlabeled, None, &mut rng, &Silent, None).map_err(RunError::Train)?;
     let recorded = common.cycles[0].evaluations.clone();
 
     let mut candidates: Vec<usize> = runs.iter().flat_map(|r| r.cycles[1].selected.iter().copied()).collect();
     candidates.sort_unstable();
     candidates.dedup();
-    let mut score_rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut score_rng = crate::seeds::Stream::CommonScoring.rng(config.seed);
     let view = score_pool(
         &outcome.ema,
         &data,

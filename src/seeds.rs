@@ -21,6 +21,9 @@ pub enum Stream {
     TestSubset,
     /// The train/test split of an image folder (split seed).
     FolderSplit,
+    /// The augmented views with which `score-queries` scores picks under its common model (the
+    /// common run's seed).
+    CommonScoring,
 }
 
 impl Stream {
@@ -35,6 +38,8 @@ impl Stream {
             Stream::TrainSubset => SUBSET,
             Stream::TestSubset => 0x7e57 ^ SUBSET,
             Stream::FolderSplit => 0xf01d_e5,
+            // Introduced as the seed itself, before streams had constants.
+            Stream::CommonScoring => 0,
         }
     }
 
@@ -76,6 +81,7 @@ mod tests {
         assert_eq!(first(Stream::TrainSubset.rng(7)), plain(7 ^ 0x5eed_5b5e7));
         assert_eq!(first(Stream::TestSubset.rng(7)), plain((7 ^ 0x7e57) ^ 0x5eed_5b5e7));
         assert_eq!(first(Stream::FolderSplit.rng(7)), plain(7 ^ 0xf01d_e5));
+        assert_eq!(first(Stream::CommonScoring.rng(7)), plain(7));
         let (rng0, torch0) = cycle(7, 0);
         assert_eq!((first(rng0), torch0), (plain(7), 7));
         let derived = 7 ^ 2u64.wrapping_mul(0x9e37_79b9_7f4a_7c15);

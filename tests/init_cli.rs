@@ -125,20 +125,29 @@ fn concurrent_runs_with_one_rotnet_config_train_it_once() {
 }
 
 /// A stop asked for while RotNet trains (minutes on a real pool) ends the run at the next step
-/// with exit 75, caches nothing, and leaves the cache entry unlocked for the rerun.
+/// with exit 75, saves RotNet's state beside the cache entry and caches no embedding; the rerun
+/// goes on from the saved step and caches exactly the embedding of an uninterrupted training.
 #[test]
-fn sigterm_during_rotnet_training_stops_promptly_and_caches_nothing() {
+fn sigterm_during_rotnet_training_saves_its_state_and_the_rerun_resumes_it() {
     use std::io::BufRead;
     let t = tempfile::tempdir().unwrap();
     common::write_idx_dataset(&t.path().join("data"), 300, 100, false);
     let cfg = format!(
-        "{}[init]\nstrategy = \"diversity\"\nembedding = \"rotnet\"\n[rotnet]\nsteps = 1000000\nwidth = 4\nbatch_size = 8\n",
+        "{}[init]\nstrategy = \"diversity\"\nembedding = \"rotnet\"\n[rotnet]\nsteps = 3000\nwidth = 4\nbatch_size = 8\n",
         base(&t.path().join("data"))
     );
     let dir = t.path().join("run");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("cfg.toml"), &cfg).unwrap();
     let cache = t.path().join("cache");
+    let files = |suffix: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(cache.join("embeddings"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect()
+    };
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ssal"))
         .args(["run", "--config", dir.join("cfg.toml").to_str().unwrap(), "--out", dir.join("out").to_str().unwrap()])
         .env("SSAL_CACHE", &cache)
@@ -148,12 +157,7 @@ fn sigterm_during_rotnet_training_stops_promptly_and_caches_nothing() {
         .unwrap();
     // The lock file appears when the cache entry is taken, right before RotNet starts training.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let lock_taken = || {
-        std::fs::read_dir(cache.join("embeddings"))
-            .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".lock")))
-            .unwrap_or(false)
-    };
-    while !lock_taken() {
+    while files(".lock").is_empty() {
         assert!(std::time::Instant::now() < deadline, "RotNet never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -165,10 +169,32 @@ fn sigterm_during_rotnet_training_stops_promptly_and_caches_nothing() {
     assert_eq!(status.code(), Some(75), "{err:?}");
     assert!(sent.elapsed() < std::time::Duration::from_secs(20), "stopped {:?} after the signal", sent.elapsed());
     assert!(err.iter().any(|l| l.contains("interrupted in cycle 0")), "{err:?}");
-    let cached: Vec<_> = std::fs::read_dir(cache.join("embeddings"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".npy"))
-        .collect();
-    assert!(cached.is_empty(), "nothing cached: {cached:?}");
+    assert!(files(".npy").is_empty(), "no embedding cached: {:?}", files(".npy"));
+    assert_eq!(files(".state.ot").len(), 1, "RotNet's state saved");
+
+    let (resumed, resumed_result) = run(&dir, &cfg, &cache);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{log}");
+    let at: usize = log
+        .split("RotNet resumed at step ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume line: {log}"));
+    assert!(at > 0 && at < 3000, "resumed at step {at}");
+    assert!(files(".state.ot").is_empty(), "the state is removed once the embedding is cached");
+
+    let fresh_cache = t.path().join("fresh-cache");
+    let (fresh, fresh_result) = run(&t.path().join("fresh"), &cfg, &fresh_cache);
+    assert!(fresh.status.success(), "{}", String::from_utf8_lossy(&fresh.stderr));
+    let npy = |c: &Path| {
+        let entry = std::fs::read_dir(c.join("embeddings"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "npy"))
+            .unwrap();
+        std::fs::read(entry).unwrap()
+    };
+    assert!(npy(&cache) == npy(&fresh_cache), "the resumed RotNet's embedding is the uninterrupted one's");
+    assert_eq!(resumed_result["labeled_indices"], fresh_result["labeled_indices"]);
 }

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[cfg(feature = "torch")]
+mod progress;
 mod sweep;
 #[cfg(feature = "torch")]
 mod torch;

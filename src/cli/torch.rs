@@ -15,7 +15,8 @@ pub(super) fn run(config: &Path, out: Option<PathBuf>, checkpoint_every: u64) ->
     }
     let out = out.unwrap_or_else(|| crate::experiment::default_out_dir(&cfg, Path::new(super::RUNS_DIR)));
     crate::interrupt::install().context("cannot install signal handlers")?;
-    let r = crate::experiment::run(&cfg, &out, std::time::Duration::from_secs(checkpoint_every))?;
+    let every = std::time::Duration::from_secs(checkpoint_every);
+    let r = crate::experiment::run(&cfg, &out, every, &super::progress::TerminalProgress::default())?;
     let accuracy = r.final_accuracy.map_or("not trained".into(), |a| format!("{:.2}%", 100.0 * a));
     println!(
         "accuracy {accuracy} ({} labels, {:?}, {:.1}s on {}) → {}",

@@ -1,13 +1,17 @@
 //! Datasets held in memory as `u8` image tensors, normalised per batch on the model's device.
 mod augment;
 mod cifar;
+mod device;
 mod folder;
 mod idx;
+mod sampler;
 
 pub use augment::{augment_batch, AugmentParams};
 pub use cifar::load_cifar10;
+pub use device::DeviceData;
 pub use folder::load_image_folder;
 pub use idx::load_fashion_mnist;
+pub use sampler::EpochSampler;
 
 use crate::config::{DatasetName, ExperimentConfig};
 use crate::seeds::Stream;

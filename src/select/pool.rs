@@ -2,8 +2,8 @@
 //! features and consistency (Eq. 3), from one batched forward pass over the original and N_a
 //! augmented views of each image.
 use super::PoolView;
+use crate::data::DeviceData;
 use crate::models::Network;
-use crate::train::DeviceData;
 use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 

@@ -8,105 +8,21 @@ mod state;
 pub use adam::Adam;
 pub use ema::Ema;
 pub use mixmatch::{mixmatch_loss, sharpen};
+pub(crate) use state::{load_state, named_variables, restore_variables, save_state};
 pub use state::{Checkpointing, TrainError};
 
-use crate::config::{ExperimentConfig, Method};
-use crate::data::{augment_batch, index_tensor, AugmentParams, Dataset};
+use crate::config::{ExperimentConfig, Method, MixMatchConfig, ModelKind, TrainConfig};
+use crate::data::{DeviceData, EpochSampler};
 use crate::models::Network;
+use crate::progress::Progress;
 use crate::result::Evaluation;
-use indicatif::ProgressBar;
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// libtorch errors carry a C++ stack trace after the message; people need the message.
 pub(crate) fn first_line(e: &impl std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
-}
-
-/// The dataset moved to the compute device once, as `u8`, with its normalisation.
-pub struct DeviceData<'a> {
-    pub dataset: &'a Dataset,
-    pub device: Device,
-    pub train_images: Tensor,
-    pub train_labels: Tensor,
-    pub test_images: Tensor,
-    pub test_labels: Tensor,
-    pub augment: AugmentParams,
-    /// Normalisation constants, `[1, C, 1, 1]` on the device (made once, used every batch).
-    mean: Tensor,
-    std: Tensor,
-}
-
-impl<'a> DeviceData<'a> {
-    /// Copies the splits to `device`.
-    pub fn new(dataset: &'a Dataset, device: Device, augment: AugmentParams) -> Self {
-        let (mean, std) = dataset.normalisation(device);
-        DeviceData {
-            mean,
-            std,
-            dataset,
-            device,
-            train_images: dataset.train.images.to_device(device),
-            train_labels: dataset.train.labels.to_device(device),
-            test_images: dataset.test.images.to_device(device),
-            test_labels: dataset.test.labels.to_device(device),
-            augment,
-        }
-    }
-
-    /// A `u8` batch already on the device as normalised `f32`.
-    pub fn normalise(&self, images: &Tensor) -> Tensor {
-        (images.to_kind(Kind::Float) / 255.0 - &self.mean) / &self.std
-    }
-
-    /// Normalised training images at `indices` (not augmented).
-    pub fn train_batch(&self, indices: &[usize]) -> Tensor {
-        let idx = index_tensor(indices).to_device(self.device);
-        self.normalise(&self.train_images.index_select(0, &idx))
-    }
-
-    /// Normalised, augmented training images at `indices`.
-    pub fn augmented_batch(&self, indices: &[usize], rng: &mut ChaCha8Rng) -> Tensor {
-        augment_batch(&self.train_batch(indices), self.augment, rng)
-    }
-
-    /// Labels of training images at `indices`.
-    pub fn train_label_batch(&self, indices: &[usize]) -> Tensor {
-        self.train_labels.index_select(0, &index_tensor(indices).to_device(self.device))
-    }
-}
-
-/// Draws batches from a pool in shuffled passes, reshuffling when a pass is used up, so every
-/// index appears equally often; pools smaller than a batch are simply cycled.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpochSampler {
-    pool: Vec<usize>,
-    order: Vec<usize>,
-}
-
-impl EpochSampler {
-    /// A sampler over `pool`.
-    pub fn new(pool: &[usize]) -> Self {
-        assert!(!pool.is_empty(), "cannot sample from an empty pool");
-        EpochSampler { pool: pool.to_vec(), order: Vec::new() }
-    }
-
-    /// The next `n` indices.
-    pub fn next_batch(&mut self, n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            if self.order.is_empty() {
-                self.order = self.pool.clone();
-                self.order.shuffle(rng);
-            }
-            let take = (n - out.len()).min(self.order.len());
-            out.extend(self.order.drain(self.order.len() - take..));
-        }
-        out
-    }
 }
 
 /// Median of the last `n` accuracies (all of them when fewer).
@@ -169,42 +85,63 @@ pub struct TrainOutcome {
     pub eval_seconds: f64,
 }
 
+/// What training reads of a run's config: the network, the method, their two sections, and the
+/// run's seed (for the fixed evaluation subset).
+#[derive(Debug, Clone, Copy)]
+pub struct TrainSetup<'a> {
+    pub model: ModelKind,
+    pub method: Method,
+    pub train: &'a TrainConfig,
+    pub mixmatch: &'a MixMatchConfig,
+    pub seed: u64,
+}
+
+impl<'a> TrainSetup<'a> {
+    /// The training `config` describes.
+    pub fn of(config: &'a ExperimentConfig) -> Self {
+        TrainSetup {
+            model: config.model,
+            method: config.method,
+            train: &config.train,
+            mixmatch: &config.mixmatch,
+            seed: config.seed,
+        }
+    }
+}
+
 /// Trains a network on `labeled` (and, for MixMatch, `unlabeled`) training indices: a fresh one,
 /// or, with `warm_start`, one that starts from those weights (the EMA starts there too).
 /// With `checkpointing`, the whole training state is saved periodically and when a stop is
 /// requested (then `TrainError::Interrupted`), and a saved state of the same cycle is resumed.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
-    config: &ExperimentConfig,
+    setup: TrainSetup,
     data: &DeviceData,
     labeled: &[usize],
     unlabeled: &[usize],
     warm_start: Option<&Network>,
     rng: &mut ChaCha8Rng,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
     checkpointing: Option<&Checkpointing>,
 ) -> Result<TrainOutcome, TrainError> {
     let ds = data.dataset;
     let [c, _, _] = ds.image_shape();
     let classes = ds.num_classes as i64;
-    let mut live = Network::new(config.model, c, classes, data.device);
+    let t = setup.train;
+    let mut live = Network::new(setup.model, c, classes, data.device);
     if let Some(previous) = warm_start {
         live.vs.copy(&previous.vs).map_err(|e| TrainError::WarmStart(first_line(&e)))?;
     }
     // The ramp-up in steps, also when given as a fraction of the run.
-    let mixmatch = crate::config::MixMatchConfig {
-        rampup_steps: config.mixmatch.rampup_steps_for(config.train.steps),
-        ..config.mixmatch.clone()
-    };
-    let ema_net = Network::new(config.model, c, classes, data.device);
-    let mut ema = Ema::new(&ema_net, &live, config.train.ema_decay, config.train.ema_warmup);
-    let mut opt = Adam::new(live.vs.trainable_variables(), config.train.lr);
+    let mixmatch = MixMatchConfig { rampup_steps: setup.mixmatch.rampup_steps_for(t.steps), ..setup.mixmatch.clone() };
+    let ema_net = Network::new(setup.model, c, classes, data.device);
+    let mut ema = Ema::new(&ema_net, &live, t.ema_decay, t.ema_warmup);
+    let mut opt = Adam::new(live.vs.trainable_variables(), t.lr);
     let decayed: Vec<Tensor> = live.vs.trainable_variables().into_iter().filter(|t| t.dim() >= 2).collect();
-    let t = &config.train;
     // Evaluations before the last `median_of` use the fixed subset, if one is configured.
     let n_test = data.test_labels.size()[0] as usize;
     let subset = t.eval_subset.filter(|&k| k < n_test).map(|k| {
-        let idx = crate::data::index_tensor(&eval_subset_indices(config.seed, n_test, k)).to_device(data.device);
+        let idx = crate::data::index_tensor(&eval_subset_indices(setup.seed, n_test, k)).to_device(data.device);
         (data.test_images.index_select(0, &idx), data.test_labels.index_select(0, &idx), k)
     });
     let eval_at = evaluation_steps(t.steps, t.eval_every);
@@ -213,14 +150,13 @@ pub fn train(
         step: 0,
         rng: rng.clone(),
         labeled: EpochSampler::new(labeled),
-        unlabeled: (config.method == Method::Mixmatch && !unlabeled.is_empty()).then(|| EpochSampler::new(unlabeled)),
+        unlabeled: (setup.method == Method::Mixmatch && !unlabeled.is_empty()).then(|| EpochSampler::new(unlabeled)),
         evaluations: Vec::new(),
     };
     if let Some(ck) = checkpointing {
         ck.restore(&live, &ema_net, &mut ema, &mut opt, labeled, &mut loop_state)?;
     }
-    progress.set_length(t.steps as u64);
-    progress.set_position(loop_state.step as u64);
+    progress.begin("train", t.steps as u64, loop_state.step as u64);
     let mut last_save = Instant::now();
     let mut eval_seconds = 0.0;
     while loop_state.step < t.steps {
@@ -243,8 +179,7 @@ pub fn train(
             None => live.logits(&x, true).cross_entropy_for_logits(&y),
             Some(unl) => {
                 let ui = unl.next_batch(t.batch_size, rng);
-                let us: Vec<Tensor> =
-                    (0..config.mixmatch.augmentations).map(|_| data.augmented_batch(&ui, rng)).collect();
+                let us: Vec<Tensor> = (0..mixmatch.augmentations).map(|_| data.augmented_batch(&ui, rng)).collect();
                 let onehot = y.onehot(classes).to_kind(Kind::Float);
                 mixmatch_loss(&live, &x, &onehot, &us, &mixmatch, step, rng)
             }
@@ -265,11 +200,12 @@ pub fn train(
             let accuracy = evaluate(&ema_net, data, images, labels, t.eval_batch_size);
             eval_seconds += eval_started.elapsed().as_secs_f64();
             loop_state.evaluations.push(Evaluation { step: step + 1, accuracy, test_images });
-            progress.set_message(format!("loss {:.3} · EMA test acc {:.2}%", loss.double_value(&[]), 100.0 * accuracy));
+            progress.status(&format!("loss {:.3} · EMA test acc {:.2}%", loss.double_value(&[]), 100.0 * accuracy));
         }
-        progress.inc(1);
+        progress.step();
         loop_state.step += 1;
     }
+    progress.end();
     *rng = loop_state.rng;
     let evaluations = loop_state.evaluations;
     let accuracy = median_of_last(&evaluations, t.median_of);

@@ -1,15 +1,16 @@
 //! Checkpoints inside one cycle's training: everything the loop needs to go on exactly as if it
 //! had never stopped (both networks, Adam's moments, the EMA's update count, the RNG, the
 //! samplers' positions, the evaluations so far), in one file replaced atomically.
-use super::{first_line, Adam, Ema, EpochSampler};
+use super::{first_line, Adam, Ema};
+use crate::data::EpochSampler;
 use crate::models::Network;
 use crate::result::Evaluation;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tch::Tensor;
+use tch::{nn::VarStore, Tensor};
 
 /// Why training returned without a trained model.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,51 @@ fn labeled_hash(labeled: &[usize]) -> String {
     blake3::hash(&bytes).to_hex()[..16].to_string()
 }
 
+/// Writes a state file: `meta` as JSON plus named tensors, in one file replaced atomically (the
+/// format of training checkpoints and of RotNet's).
+pub(crate) fn save_state(path: &Path, meta: &impl Serialize, tensors: Vec<(String, Tensor)>) -> Result<(), String> {
+    let json = serde_json::to_vec(meta).expect("training state serialises");
+    let mut named: Vec<(String, Tensor)> = vec![("meta".into(), Tensor::from_slice(&json))];
+    named.extend(tensors);
+    crate::atomic_file::replace(path, |tmp| {
+        Tensor::save_multi(&named, tmp).map_err(|e| std::io::Error::other(first_line(&e)))
+    })
+    .map_err(|e| format!("cannot save: {e}"))
+}
+
+/// Reads a state file written by [`save_state`]: its meta and the other tensors by name.
+pub(crate) fn load_state<M: serde::de::DeserializeOwned>(path: &Path) -> Result<(M, HashMap<String, Tensor>), String> {
+    let tensors: HashMap<String, Tensor> =
+        Tensor::load_multi(path).map_err(|e| format!("unreadable ({})", first_line(&e)))?.into_iter().collect();
+    let meta = tensors
+        .get("meta")
+        .and_then(|t| Vec::<u8>::try_from(t).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| "no readable state inside".to_string())?;
+    Ok((meta, tensors))
+}
+
+/// The variables of `vs` as `prefix.name`, for [`save_state`].
+pub(crate) fn named_variables(prefix: &str, vs: &VarStore) -> Vec<(String, Tensor)> {
+    vs.variables().into_iter().map(|(k, v)| (format!("{prefix}.{k}"), v)).collect()
+}
+
+/// Copies the saved `prefix.name` tensors into the variables of `vs`; names the first that is
+/// missing or has another shape.
+pub(crate) fn restore_variables(saved: &HashMap<String, Tensor>, prefix: &str, vs: &VarStore) -> Result<(), String> {
+    tch::no_grad(|| {
+        for (name, mut var) in vs.variables() {
+            let key = format!("{prefix}.{name}");
+            let tensor = saved
+                .get(&key)
+                .filter(|t| t.size() == var.size())
+                .ok_or_else(|| format!("{key} is missing or has another shape"))?;
+            var.copy_(tensor);
+        }
+        Ok(())
+    })
+}
+
 impl Checkpointing {
     fn error(&self, message: impl Into<String>) -> TrainError {
         TrainError::Checkpoint { path: self.path.clone(), message: message.into() }
@@ -91,16 +137,10 @@ impl Checkpointing {
                 evaluations: state.evaluations.clone(),
             },
         };
-        let json = serde_json::to_vec(&meta).expect("training state serialises");
-        let mut named: Vec<(String, Tensor)> = vec![("meta".into(), Tensor::from_slice(&json))];
-        for (prefix, net) in [("live", live), ("ema", ema_net)] {
-            named.extend(net.vs.variables().into_iter().map(|(k, v)| (format!("{prefix}.{k}"), v)));
-        }
+        let mut named = named_variables("live", &live.vs);
+        named.extend(named_variables("ema", &ema_net.vs));
         named.extend(opt.named_state());
-        crate::atomic_file::replace(&self.path, |tmp| {
-            Tensor::save_multi(&named, tmp).map_err(|e| std::io::Error::other(first_line(&e)))
-        })
-        .map_err(|e| self.error(format!("cannot save: {e}")))
+        save_state(&self.path, &meta, named).map_err(|e| self.error(e))
     }
 
     /// Loads a saved state into the fresh networks and optimizer; does nothing when no state is
@@ -117,15 +157,8 @@ impl Checkpointing {
         if !self.path.exists() {
             return Ok(());
         }
-        let tensors: HashMap<String, Tensor> = Tensor::load_multi(&self.path)
-            .map_err(|e| self.error(format!("unreadable ({}); delete it to restart the cycle", first_line(&e))))?
-            .into_iter()
-            .collect();
-        let meta: SavedMeta = tensors
-            .get("meta")
-            .and_then(|t| Vec::<u8>::try_from(t).ok())
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| self.error("no readable training state inside; delete it to restart the cycle"))?;
+        let (meta, tensors): (SavedMeta, _) =
+            load_state(&self.path).map_err(|e| self.error(format!("{e}; delete it to restart the cycle")))?;
         if meta.config_hash != self.config_hash && self.legacy_config_hash.as_ref() != Some(&meta.config_hash) {
             return Err(self.error(format!(
                 "belongs to another config (hash {}, this config {}); choose another --out",
@@ -138,18 +171,9 @@ impl Checkpointing {
                 meta.cycle, self.cycle
             )));
         }
-        tch::no_grad(|| -> Result<(), TrainError> {
-            for (prefix, net) in [("live", live), ("ema", ema_net)] {
-                for (name, mut var) in net.vs.variables() {
-                    let saved = tensors
-                        .get(&format!("{prefix}.{name}"))
-                        .filter(|t| t.size() == var.size())
-                        .ok_or_else(|| self.error(format!("{prefix}.{name} is missing or has another shape")))?;
-                    var.copy_(saved);
-                }
-            }
-            Ok(())
-        })?;
+        for (prefix, net) in [("live", live), ("ema", ema_net)] {
+            restore_variables(&tensors, prefix, &net.vs).map_err(|e| self.error(e))?;
+        }
         if !opt.restore(&tensors, meta.adam_steps) {
             return Err(self.error("its optimizer state does not fit this model"));
         }
