@@ -1,13 +1,15 @@
 //! Where jobs run: Slurm job arrays or child processes on this machine, behind one small trait so
 //! the sweep's state machine (`sweep::runner`) is written once.
 mod local;
+mod run_command;
 mod slurm;
 
 pub use local::LocalScheduler;
+pub use run_command::RunCommand;
 pub use slurm::{parse, preview_first_array, slurm_test_only, SlurmScheduler, SlurmSettings};
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One job to run: its id and its directory (`config.toml` in, `result.json` and `log.txt` out).
 #[derive(Debug, Clone, PartialEq)]
@@ -66,18 +68,6 @@ pub enum SchedulerError {
     /// The jobs would run this binary, which is the analysis-only build (no libtorch).
     #[error("this ssal is the analysis-only build (no libtorch) and cannot run experiments: {0}")]
     CannotRun(&'static str),
-}
-
-/// The ssal binary that runs the jobs: `configured` if given, else this one — unless this one is
-/// the analysis-only build, which would fail every job; `hint` says what to do instead.
-pub fn runner_binary(configured: Option<&Path>, hint: &'static str) -> Result<PathBuf, SchedulerError> {
-    if let Some(p) = configured {
-        return Ok(p.to_path_buf());
-    }
-    if !cfg!(feature = "torch") {
-        return Err(SchedulerError::CannotRun(hint));
-    }
-    std::env::current_exe().map_err(|e| SchedulerError::Io(format!("cannot locate ssal: {e}")))
 }
 
 /// A backend: submit tasks, ask how they are, find a submission again, cancel them.

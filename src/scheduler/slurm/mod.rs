@@ -6,7 +6,7 @@ mod script;
 
 pub use script::{render_array_script, ArrayScript, ScriptError, SlurmSettings};
 
-use super::{Observed, Scheduler, SchedulerError, Task};
+use super::{Observed, RunCommand, Scheduler, SchedulerError, Task};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -179,7 +179,7 @@ pub struct SlurmScheduler {
     sweep: String,
     /// `results/<sweep>`: arrays/ (scripts, task lists) and jobs/ live here.
     sweep_dir: PathBuf,
-    ssal: PathBuf,
+    run: RunCommand,
     max_array: usize,
     /// Waits between `sbatch` attempts after a transient failure.
     backoff: Vec<Duration>,
@@ -227,15 +227,16 @@ fn run_retrying(program: &str, args: &[&str], backoff: &[Duration]) -> Result<st
 /// The array size limit assumed where the cluster is not asked (Slurm's default `MaxArraySize`).
 pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
 
-/// The batch script of one array of `tasks` tasks whose job ids are listed in `task_list`, run by
-/// `ssal`: what a submission writes and what `sweep plan` previews, built in this one place.
+/// The batch script of one array of `tasks` tasks whose job ids are listed in `task_list`, each
+/// job run by `run`: what a submission writes and what `sweep plan` previews, built in this one
+/// place.
 pub fn array_script(
     settings: &SlurmSettings,
     sweep: &str,
     sweep_dir: &Path,
     task_list: &Path,
     tasks: usize,
-    ssal: &Path,
+    run: &RunCommand,
 ) -> Result<String, ScriptError> {
     let arrays = sweep_dir.join("arrays");
     render_array_script(
@@ -246,7 +247,7 @@ pub fn array_script(
             tasks,
             jobs_dir: &sweep_dir.join("jobs"),
             slurm_log: &arrays.join("logs/%A_%a.out"),
-            ssal,
+            run,
         },
     )
 }
@@ -263,8 +264,9 @@ pub fn preview_first_array(
 ) -> Result<(usize, String), ScriptError> {
     let tasks = jobs.min(settings.max_queued).min(DEFAULT_MAX_ARRAY_SIZE);
     let ssal = settings.ssal.clone().unwrap_or_else(|| std::env::current_exe().unwrap_or("ssal".into()));
+    let run = RunCommand { ssal, checkpoint_every: settings.checkpoint_every };
     let task_list = sweep_dir.join("arrays/<submission>.tasks");
-    Ok((tasks, array_script(settings, sweep, sweep_dir, &task_list, tasks.max(1), &ssal)?))
+    Ok((tasks, array_script(settings, sweep, sweep_dir, &task_list, tasks.max(1), &run)?))
 }
 
 impl SlurmScheduler {
@@ -272,12 +274,13 @@ impl SlurmScheduler {
     pub fn new(sweep: &str, sweep_dir: PathBuf, settings: SlurmSettings) -> Result<Self, SchedulerError> {
         let out = run("scontrol", &["show", "config"])?;
         let max_array = parse::max_array_size(&String::from_utf8_lossy(&out.stdout)).unwrap_or(DEFAULT_MAX_ARRAY_SIZE);
-        let ssal = super::runner_binary(
+        let run = RunCommand::for_jobs(
             settings.ssal.as_deref(),
             "set `[slurm] ssal = \"PATH\"` in the sweep file to the full build the compute nodes run",
+            settings.checkpoint_every,
         )?;
         let backoff = [1, 2, 4, 8, 16].map(Duration::from_secs).to_vec();
-        Ok(SlurmScheduler { settings, sweep: sweep.to_string(), sweep_dir, ssal, max_array, backoff })
+        Ok(SlurmScheduler { settings, sweep: sweep.to_string(), sweep_dir, run, max_array, backoff })
     }
 
     /// The same scheduler with other waits between retries (tests use zero waits).
@@ -365,7 +368,7 @@ impl Scheduler for SlurmScheduler {
         let ids: String = tasks.iter().map(|t| format!("{}\n", t.job_id)).collect();
         std::fs::write(&task_list, ids).map_err(|e| SchedulerError::Io(format!("{}: {e}", task_list.display())))?;
         let script_path = arrays.join(format!("{stamp}.sh"));
-        let script = array_script(&self.settings, &self.sweep, &self.sweep_dir, &task_list, tasks.len(), &self.ssal)
+        let script = array_script(&self.settings, &self.sweep, &self.sweep_dir, &task_list, tasks.len(), &self.run)
             .map_err(|e| SchedulerError::Io(e.to_string()))?;
         std::fs::write(&script_path, script)
             .map_err(|e| SchedulerError::Io(format!("{}: {e}", script_path.display())))?;

@@ -1,5 +1,6 @@
 //! Slurm batch scripts: the `[slurm]` table of a sweep file and the job-array script rendered
 //! from `templates/slurm-array.sh.j2` (or a site's own template) with every value shell-quoted.
+use crate::scheduler::RunCommand;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -157,7 +158,8 @@ pub struct ArrayScript<'a> {
     pub jobs_dir: &'a Path,
     /// Slurm's own output file pattern (the job's output goes to `<job dir>/log.txt`).
     pub slurm_log: &'a Path,
-    pub ssal: &'a Path,
+    /// How each job runs (the line is rendered with the job's directory in `$job_dir`).
+    pub run: &'a RunCommand,
 }
 
 /// Errors of rendering, naming the template.
@@ -193,6 +195,8 @@ pub fn render_array_script(settings: &SlurmSettings, array: &ArrayScript) -> Res
     env.add_filter("q", quote);
     env.add_template("array", &source).map_err(render_error)?;
     let path = |p: &Path| p.display().to_string();
+    let run_command =
+        array.run.shell_line("job_dir").map_err(|message| ScriptError::Setting { field: "ssal", message })?;
     let context = minijinja::context! {
         sweep => array.sweep,
         job_name => format!("ssal-{}", array.sweep),
@@ -212,8 +216,9 @@ pub fn render_array_script(settings: &SlurmSettings, array: &ArrayScript) -> Res
         setup => &settings.setup,
         task_list => path(array.task_list),
         jobs_dir => path(array.jobs_dir),
-        ssal => path(array.ssal),
-        checkpoint_every => settings.checkpoint_every,
+        ssal => path(&array.run.ssal),
+        checkpoint_every => array.run.checkpoint_every,
+        run_command => run_command,
     };
     let mut script = env.get_template("array").and_then(|t| t.render(context)).map_err(render_error)?;
     script.push('\n');
@@ -231,7 +236,7 @@ mod tests {
             tasks: 6,
             jobs_dir: Path::new("/data/my results/jobs"),
             slurm_log: Path::new("/data/my results/logs/%A_%a.out"),
-            ssal: Path::new("/opt/ssal bin/ssal"),
+            run: &RunCommand { ssal: "/opt/ssal bin/ssal".into(), checkpoint_every: settings.checkpoint_every },
         };
         render_array_script(settings, &array).unwrap()
     }
@@ -288,7 +293,7 @@ mod tests {
             tasks: 1,
             jobs_dir: Path::new("j"),
             slurm_log: Path::new("l"),
-            ssal: Path::new("ssal"),
+            run: &RunCommand { ssal: "ssal".into(), checkpoint_every: 600 },
         };
         let e = render_array_script(&multi, &array).unwrap_err().to_string();
         assert!(e.contains("[slurm] extra"), "{e}");
