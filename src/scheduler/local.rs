@@ -82,7 +82,12 @@ impl Scheduler for LocalScheduler {
 
     /// Local tasks are children of the process that submitted them and end with it: a
     /// submission of an earlier process is never running any more.
-    fn find_submission(&mut self, _token: &str, _tasks: usize) -> Result<Option<Vec<String>>, SchedulerError> {
+    fn find_submission(
+        &mut self,
+        _token: &str,
+        _jobs: usize,
+        _jobs_per_task: usize,
+    ) -> Result<Option<Vec<String>>, SchedulerError> {
         Ok(None)
     }
 

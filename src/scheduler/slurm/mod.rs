@@ -252,17 +252,24 @@ pub fn array_script(
     )
 }
 
+/// The handle of each of `jobs` jobs submitted as array `id`, `per_task` to a task: job i runs
+/// in task i / per_task, and its handle is that task's (`<id>_<task>`).
+fn task_handles(id: &str, jobs: usize, per_task: usize) -> Vec<String> {
+    (0..jobs).map(|i| format!("{id}_{}", i / per_task.max(1))).collect()
+}
+
 /// The script of a sweep's first array of its `jobs` jobs, for a preview without a cluster: as
-/// many tasks as `max_queued` and [`DEFAULT_MAX_ARRAY_SIZE`] allow, the task list a placeholder,
-/// the binary `[slurm] ssal` or this one. Returns the task count (0 without jobs; the script then
-/// shows one task) and the script.
+/// many tasks as the jobs need (`jobs_per_task` to a task) and `max_queued` and
+/// [`DEFAULT_MAX_ARRAY_SIZE`] allow, the task list a placeholder, the binary `[slurm] ssal` or
+/// this one. Returns the task count (0 without jobs; the script then shows one task) and the
+/// script.
 pub fn preview_first_array(
     settings: &SlurmSettings,
     sweep: &str,
     sweep_dir: &Path,
     jobs: usize,
 ) -> Result<(usize, String), ScriptError> {
-    let tasks = jobs.min(settings.max_queued).min(DEFAULT_MAX_ARRAY_SIZE);
+    let tasks = settings.array_tasks(jobs).min(settings.max_queued).min(DEFAULT_MAX_ARRAY_SIZE);
     let ssal = settings.ssal.clone().unwrap_or_else(|| std::env::current_exe().unwrap_or("ssal".into()));
     let run = RunCommand { ssal, checkpoint_every: settings.checkpoint_every };
     let task_list = sweep_dir.join("arrays/<submission>.tasks");
@@ -296,12 +303,14 @@ impl SlurmScheduler {
 
     /// Submits `script` named after `token`; after an answer that may hide an accepted job, the
     /// job is looked up by its name before anything is sent again.
-    fn sbatch(&mut self, script: &std::path::Path, token: &str, tasks: usize) -> Result<Vec<String>, SchedulerError> {
+    /// Returns one handle per job of the `jobs` it holds.
+    fn sbatch(&mut self, script: &std::path::Path, token: &str, jobs: usize) -> Result<Vec<String>, SchedulerError> {
         let script = script.to_string_lossy();
         let name = format!("--job-name={}", self.job_name(token));
         let backoff = self.backoff.clone();
         let mut waits = backoff.iter();
-        let handles = |id: &str| (0..tasks).map(|i| format!("{id}_{i}")).collect::<Vec<_>>();
+        let per_task = self.settings.jobs_per_task;
+        let handles = |id: &str| task_handles(id, jobs, per_task);
         loop {
             match run("sbatch", &["--parsable", &name, &script]) {
                 Ok(out) => {
@@ -315,7 +324,7 @@ impl SlurmScheduler {
                     Some(wait) => {
                         std::thread::sleep(*wait);
                         if parse::is_ambiguous(&stderr) {
-                            match self.find_submission(token, tasks) {
+                            match self.find_submission(token, jobs, per_task) {
                                 Ok(Some(found)) => return Ok(found),
                                 Ok(None) => {}
                                 Err(e) => {
@@ -352,8 +361,12 @@ impl Scheduler for SlurmScheduler {
         "slurm"
     }
 
+    fn jobs_per_task(&self) -> usize {
+        self.settings.jobs_per_task
+    }
+
     fn max_batch(&self) -> usize {
-        self.max_array.max(1)
+        self.max_array.max(1).saturating_mul(self.settings.jobs_per_task.max(1))
     }
 
     fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError> {
@@ -368,14 +381,20 @@ impl Scheduler for SlurmScheduler {
         let ids: String = tasks.iter().map(|t| format!("{}\n", t.job_id)).collect();
         std::fs::write(&task_list, ids).map_err(|e| SchedulerError::Io(format!("{}: {e}", task_list.display())))?;
         let script_path = arrays.join(format!("{stamp}.sh"));
-        let script = array_script(&self.settings, &self.sweep, &self.sweep_dir, &task_list, tasks.len(), &self.run)
+        let array = self.settings.array_tasks(tasks.len());
+        let script = array_script(&self.settings, &self.sweep, &self.sweep_dir, &task_list, array, &self.run)
             .map_err(|e| SchedulerError::Io(e.to_string()))?;
         std::fs::write(&script_path, script)
             .map_err(|e| SchedulerError::Io(format!("{}: {e}", script_path.display())))?;
         self.sbatch(&script_path, token, tasks.len())
     }
 
-    fn find_submission(&mut self, token: &str, tasks: usize) -> Result<Option<Vec<String>>, SchedulerError> {
+    fn find_submission(
+        &mut self,
+        token: &str,
+        jobs: usize,
+        jobs_per_task: usize,
+    ) -> Result<Option<Vec<String>>, SchedulerError> {
         let name = self.job_name(token);
         let ambiguous = |e: SchedulerError| SchedulerError::Ambiguous { token: token.to_string(), why: e.to_string() };
         let out = run_retrying("squeue", &["--me", "-h", "-r", "-t", "all", "-o", "%i|%j"], &self.backoff)
@@ -392,7 +411,7 @@ impl Scheduler for SlurmScheduler {
                 stdout.lines().map(str::trim).find(|l| !l.is_empty()).map(|l| parse::array_id(l).to_string())
             }
         };
-        Ok(id.map(|id| (0..tasks).map(|i| format!("{id}_{i}")).collect()))
+        Ok(id.map(|id| task_handles(&id, jobs, jobs_per_task)))
     }
 
     /// One `squeue` for every task; tasks it no longer lists are looked up in `sacct` (their
