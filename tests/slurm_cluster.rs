@@ -1,7 +1,9 @@
 //! A real single-node Slurm cluster (scripts/slurm-test-cluster.sh): a 6-job sweep goes in as
-//! one job array with `--gres=gpu:1`, one task is cancelled mid-training, `resume` completes it.
-//! Needs root and the packages slurmctld, slurmd, slurm-client and munge (scripts/test.sh
-//! installs them); without them the test fails under CI and is skipped elsewhere.
+//! one job array with `--gres=gpu:1`, one task is cancelled mid-training, `resume` completes it;
+//! a packed sweep runs two jobs per task past a failing one, and a requeued task skips the job
+//! that completed. Needs root and the packages slurmctld, slurmd, slurm-client and munge
+//! (scripts/test.sh installs them); without them the tests fail under CI and are skipped
+//! elsewhere. One cluster at a time (they share ports): the tests take turns.
 #![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
 
@@ -41,8 +43,11 @@ fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn a_sweep_runs_as_a_job_array_and_resume_completes_a_cancelled_task() {
+/// Held while a test's cluster runs: the clusters would share ports.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A cluster started under `t`, or `None` (skipped) where Slurm is not installed outside CI.
+fn start(t: &Path) -> Option<Cluster> {
     let have_slurm = Path::new("/usr/sbin/slurmctld").exists() && Path::new("/usr/sbin/munged").exists();
     if !have_slurm {
         assert!(
@@ -50,33 +55,41 @@ fn a_sweep_runs_as_a_job_array_and_resume_completes_a_cancelled_task() {
             "CI must run the Slurm test: install slurmctld slurmd slurm-client munge"
         );
         eprintln!("skipped: Slurm is not installed (scripts/test.sh installs it)");
-        return;
+        return None;
     }
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("cluster");
+    let dir = t.join("cluster");
     let up = Command::new("bash").arg(script()).arg("start").arg(&dir).output().unwrap();
     let cluster = Cluster { conf: dir.join("slurm.conf"), dir };
     assert!(up.status.success(), "cluster did not start: {}", String::from_utf8_lossy(&up.stderr));
+    Some(cluster)
+}
+
+/// Writes a small dataset and the sweep `tiny.toml` under `t`: supervised runs of `steps` steps
+/// on it with 20 labels, then `rest` (the grid and the `[slurm]` table).
+fn tiny_sweep(t: &Path, steps: usize, rest: &str) -> PathBuf {
+    let data = t.join("data");
+    common::write_idx_dataset(&data, 300, 100, false);
+    let sweep = t.join("tiny.toml");
+    let base = format!(
+        "[base]\ndevice = \"cpu\"\nmethod = \"supervised\"\n[base.dataset]\npath = \"{}\"\n[base.labeled]\nsize = 20\n\
+         [base.train]\nsteps = {steps}\nbatch_size = 16\neval_every = 50\n",
+        data.display()
+    );
+    std::fs::write(&sweep, base + rest).unwrap();
+    sweep
+}
+
+#[test]
+fn a_sweep_runs_as_a_job_array_and_resume_completes_a_cancelled_task() {
+    let _turn = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let Some(cluster) = start(t.path()) else { return };
     let conf = cluster.conf.clone();
 
-    let data = t.path().join("data");
-    common::write_idx_dataset(&data, 300, 100, false);
-    let sweep = t.path().join("tiny.toml");
-    std::fs::write(
-        &sweep,
-        format!(
-            r#"[base]
-device = "cpu"
-method = "supervised"
-[base.dataset]
-path = "{}"
-[base.labeled]
-size = 20
-[base.train]
-steps = 400
-batch_size = 16
-eval_every = 50
-[grid]
+    let sweep = tiny_sweep(
+        t.path(),
+        400,
+        r#"[grid]
 seed = [0, 1, 2, 3, 4, 5]
 [slurm]
 cpus_per_task = 1
@@ -85,10 +98,7 @@ time = "00:10:00"
 gres = "gpu:1"
 partition = "debug"
 "#,
-            data.display()
-        ),
-    )
-    .unwrap();
+    );
     let results = t.path().join("results");
     let (file, res) = (sweep.to_str().unwrap(), results.to_str().unwrap());
 
@@ -155,5 +165,67 @@ partition = "debug"
     // Running resume again submits nothing twice.
     let out = ssal(&["sweep", "resume", file, "--results", res, "--backend", "slurm"], &conf);
     assert!(String::from_utf8_lossy(&out.stdout).contains("submitted 0 jobs"));
+    drop(cluster);
+}
+
+#[test]
+fn packed_jobs_run_in_turn_past_a_failure_and_a_requeued_task_skips_the_completed_one() {
+    let _turn = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let t = tempfile::tempdir().unwrap();
+    let Some(cluster) = start(t.path()) else { return };
+    let conf = cluster.conf.clone();
+    // Two seeds × (an initial set larger than the pool, which fails at once; a good one): each
+    // task runs a failing job, then a good one.
+    let sweep = tiny_sweep(
+        t.path(),
+        100,
+        r#"[grid]
+seed = [0, 1]
+variant = [{ labeled.size = 5000 }, { labeled.size = 20 }]
+[slurm]
+jobs_per_task = 2
+cpus_per_task = 1
+mem = "200M"
+time = "00:10:00"
+partition = "debug"
+"#,
+    );
+    let results = t.path().join("results");
+    let (file, res) = (sweep.to_str().unwrap(), results.to_str().unwrap());
+    let out = ssal(&["sweep", "submit", file, "--results", res, "--backend", "slurm"], &conf);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let submitted = jobs(&results);
+    let handles: Vec<String> = submitted.iter().map(|j| j.handle.clone().unwrap()).collect();
+    assert_eq!(handles.len(), 4);
+    assert!(handles[0] == handles[1] && handles[2] == handles[3] && handles[1] != handles[2], "{handles:?}");
+    wait_for("the array to drain", Duration::from_secs(600), || {
+        let _ = ssal(&["sweep", "status", file, "--results", res], &conf);
+        jobs(&results).iter().all(|j| !j.state.is_active())
+    });
+    let after = jobs(&results);
+    let bad = |j: &TrackedJob| std::fs::read_to_string(j.dir.join("config.toml")).unwrap().contains("5000");
+    for j in &after {
+        if bad(j) {
+            assert_eq!(j.state, JobState::Failed, "{j:?}");
+            let detail = j.detail.clone().unwrap_or_default();
+            assert!(detail.contains(&format!("one of 2 packed into task {}", j.handle.as_ref().unwrap())), "{detail}");
+            let log = std::fs::read_to_string(j.dir.join("log.txt")).unwrap();
+            assert!(log.contains("exceeds the training pool"), "{log}");
+        } else {
+            assert_eq!(j.state, JobState::Done, "the failure before it did not stop it: {j:?}");
+        }
+    }
+    // Requeued, task 0 runs its failing job again and skips the one that completed.
+    let task = handles[0].clone();
+    let good = after.iter().find(|j| j.handle.as_deref() == Some(&*task) && !bad(j)).unwrap().job_id.clone();
+    let slurm_out = results.join("tiny/arrays/logs").join(format!("{task}.out"));
+    let requeue = Command::new("scontrol").args(["requeue", &task]).env("SLURM_CONF", &conf).output().unwrap();
+    assert!(requeue.status.success(), "{}", String::from_utf8_lossy(&requeue.stderr));
+    wait_for("the requeued task to skip the completed job", Duration::from_secs(400), || {
+        std::fs::read_to_string(&slurm_out)
+            .is_ok_and(|o| o.contains(&format!("skips job {good} (2 of 2): its result is complete")))
+    });
+    let out = std::fs::read_to_string(&slurm_out).unwrap();
+    assert_eq!(out.matches("(1 of 2) failed (exit 2)").count(), 2, "{out}");
     drop(cluster);
 }

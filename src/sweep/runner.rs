@@ -168,9 +168,13 @@ impl SweepRunner {
             return Ok(());
         }
         let observed = scheduler.poll(&task_handles(&ours))?;
-        let mut sharing: HashMap<String, usize> = HashMap::new();
+        // Jobs packed into one task: the same handle, handed over in the same submission (a
+        // handle alone could be an earlier cluster's reused job id).
+        let mut sharing: HashMap<(String, Option<i64>), usize> = HashMap::new();
         for j in self.db.jobs()?.into_iter().filter(|j| j.backend.as_deref() == Some(scheduler.name())) {
-            *sharing.entry(j.handle.unwrap_or_default()).or_default() += 1;
+            if let Some(handle) = j.handle {
+                *sharing.entry((handle, j.submitted_at)).or_default() += 1;
+            }
         }
         for j in &ours {
             let seen = j.handle.as_ref().and_then(|h| observed.get(h)).cloned();
@@ -208,16 +212,17 @@ impl SweepRunner {
     }
 
     /// What is known of the failed end of `job`: the scheduler's `detail` of its task's end and,
-    /// for a job packed with others into that task (`sharing`: how many jobs each handle holds),
-    /// that this job of the task did not complete and where its log is.
+    /// for a job packed with others into that task (`sharing`: how many jobs each task, as
+    /// handle and submission time, holds), that this job of the task did not complete and where
+    /// its log is.
     fn failed_detail(
         &self,
         job: &TrackedJob,
         detail: Option<String>,
-        sharing: &HashMap<String, usize>,
+        sharing: &HashMap<(String, Option<i64>), usize>,
     ) -> Option<String> {
-        let handle = job.handle.as_deref().unwrap_or_default();
-        let n = sharing.get(handle).copied().unwrap_or(1);
+        let handle = job.handle.clone().unwrap_or_default();
+        let n = sharing.get(&(handle.clone(), job.submitted_at)).copied().unwrap_or(1);
         if n < 2 {
             return detail;
         }

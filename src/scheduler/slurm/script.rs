@@ -273,6 +273,20 @@ mod tests {
         render_array_script(settings, &array).unwrap()
     }
 
+    /// Renders a one-task array with placeholder paths (for errors).
+    fn render_one_task(settings: &SlurmSettings) -> Result<String, ScriptError> {
+        let run = RunCommand { ssal: "ssal".into(), checkpoint_every: 600 };
+        let array = ArrayScript {
+            sweep: "s",
+            task_list: Path::new("t"),
+            tasks: 1,
+            jobs_dir: Path::new("j"),
+            slurm_log: Path::new("l"),
+            run: &run,
+        };
+        render_array_script(settings, &array)
+    }
+
     #[test]
     fn defaults_render_the_documented_directives() {
         let s = render(&SlurmSettings::default());
@@ -319,21 +333,13 @@ mod tests {
     #[test]
     fn bad_settings_and_templates_are_named() {
         let multi = SlurmSettings { extra: vec!["--a\n--b".into()], ..Default::default() };
-        let array = ArrayScript {
-            sweep: "s",
-            task_list: Path::new("t"),
-            tasks: 1,
-            jobs_dir: Path::new("j"),
-            slurm_log: Path::new("l"),
-            run: &RunCommand { ssal: "ssal".into(), checkpoint_every: 600 },
-        };
-        let e = render_array_script(&multi, &array).unwrap_err().to_string();
+        let e = render_one_task(&multi).unwrap_err().to_string();
         assert!(e.contains("[slurm] extra"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let tpl = dir.path().join("site.j2");
         std::fs::write(&tpl, "#SBATCH --x={{ no_such_value }}\n").unwrap();
         let bad = SlurmSettings { template: Some(tpl.clone()), ..Default::default() };
-        let e = render_array_script(&bad, &array).unwrap_err().to_string();
+        let e = render_one_task(&bad).unwrap_err().to_string();
         assert!(e.contains("site.j2") && e.contains("undefined value") && e.contains(":1"), "{e}");
         let e = toml::from_str::<SlurmSettings>("partiton = \"gpu\"").unwrap_err().to_string();
         assert!(e.contains("partiton"), "{e}");
@@ -453,15 +459,7 @@ mod tests {
         let s = render(&one);
         assert!(s.contains("--array=0-5\n"), "a site template without packing still renders: {s}");
         let two = SlurmSettings { jobs_per_task: 2, ..one };
-        let array = ArrayScript {
-            sweep: "s",
-            task_list: Path::new("t"),
-            tasks: 1,
-            jobs_dir: Path::new("j"),
-            slurm_log: Path::new("l"),
-            run: &RunCommand { ssal: "ssal".into(), checkpoint_every: 600 },
-        };
-        let e = render_array_script(&two, &array).unwrap_err().to_string();
+        let e = render_one_task(&two).unwrap_err().to_string();
         assert!(e.contains("site.j2") && e.contains("jobs_per_task = 2") && e.contains("never uses"), "{e}");
         let zero = toml::from_str::<SlurmSettings>("jobs_per_task = 0").unwrap().validate().unwrap_err();
         assert_eq!(zero.to_string(), "[slurm] jobs_per_task: must be at least 1");
