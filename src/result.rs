@@ -169,7 +169,9 @@ pub fn is_complete(path: &Path) -> bool {
         .is_some_and(|c| c.complete)
 }
 
-/// Writes `result` to `path` as pretty JSON, atomically (a reader never sees half a file).
+/// Writes `result` to `path` as pretty JSON, atomically (a reader never sees half a file). The
+/// Slurm array script tells a complete result by its top-level line `  "complete": true`
+/// (`templates/slurm-array.sh.j2`; pinned by the script's tests).
 pub fn write(path: &Path, result: &RunResult) -> std::io::Result<()> {
     crate::atomic_file::write(path, serde_json::to_string_pretty(result).expect("a result serialises").as_bytes())
 }

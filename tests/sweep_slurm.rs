@@ -437,3 +437,107 @@ fn jobs_queued_under_an_older_ssals_ids_are_rekeyed_and_finish_where_their_tasks
     assert!(dir.join("jobs").join(&new_id).join("config.toml").is_file());
     assert!(std::fs::symlink_metadata(dir.join("jobs").join(&new_id)).unwrap().is_symlink());
 }
+
+/// The task lists of the sweep's submissions, oldest first: their job ids, line by line.
+fn task_lists(c: &Cluster) -> Vec<Vec<String>> {
+    let mut lists: Vec<PathBuf> = std::fs::read_dir(c.results.join("fake/arrays"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tasks"))
+        .collect();
+    lists.sort();
+    lists.iter().map(|p| std::fs::read_to_string(p).unwrap().lines().map(String::from).collect()).collect()
+}
+
+/// The handle each job has now, in the order of `ids`.
+fn handles(c: &Cluster, ids: &[String]) -> Vec<String> {
+    let jobs = ssal::sweep::StateDb::open(&c.results.join("fake/state.db")).unwrap().jobs().unwrap();
+    ids.iter().map(|id| jobs.iter().find(|j| j.job_id == *id).unwrap().handle.clone().unwrap()).collect()
+}
+
+fn complete(c: &Cluster, id: &str) {
+    std::fs::write(c.results.join("fake/jobs").join(id).join("result.json"), "{\"complete\": true}").unwrap();
+}
+
+#[test]
+fn packed_jobs_share_array_tasks_are_reported_one_by_one_and_only_the_failed_one_is_resubmitted() {
+    let c = Cluster::new(5, "jobs_per_task = 2");
+    let o = c.sweep("plan", &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("slurm: 5 jobs in 3 array tasks (2 jobs per task"), "{out}");
+    assert!(out.contains("first array (3 tasks;") && out.contains("#SBATCH --array=0-2\n"), "{out}");
+    let o = c.sweep("submit", &["--backend", "slurm"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 5 jobs"), "{}", text(&o));
+    assert_eq!(c.submissions(), 1);
+    let ids = task_lists(&c).remove(0);
+    assert_eq!(ids.len(), 5);
+    let job = first_job(&c);
+    let task = |i: usize| format!("{job}_{i}");
+    assert_eq!(handles(&c, &ids), [task(0), task(0), task(1), task(1), task(2)]);
+    // Task 0 ran its two jobs: the first completed, the second failed; tasks 1 and 2 completed.
+    for id in [&ids[0], &ids[2], &ids[3], &ids[4]] {
+        complete(&c, id);
+    }
+    let log = c.results.join("fake/jobs").join(&ids[1]).join("log.txt");
+    std::fs::write(&log, "ssal: array task … runs job …\nerror: no such dataset\n").unwrap();
+    c.fake(&["set", &task(0), "FAILED", "1"]);
+    c.fake(&["set", &task(1), "COMPLETED", "0"]);
+    c.fake(&["set", &task(2), "COMPLETED", "0"]);
+    let (code, status) = c.status_json();
+    assert_eq!(code, Some(1), "{status}");
+    assert_eq!(
+        (status["states"]["done"].as_u64(), status["states"]["failed"].as_u64()),
+        (Some(4), Some(1)),
+        "{status}"
+    );
+    let failed = &status["failed"][0];
+    assert_eq!((failed["job_id"].as_str(), failed["handle"].as_str()), (Some(&*ids[1]), Some(&*task(0))), "{status}");
+    let detail = failed["detail"].as_str().unwrap();
+    assert!(detail.starts_with("FAILED, exit 1:0"), "{detail}");
+    assert!(
+        detail.ends_with(&format!(
+            "job {} (one of 2 packed into task {}) did not complete; log {}",
+            ids[1],
+            task(0),
+            log.display()
+        )),
+        "{detail}"
+    );
+    assert_eq!(failed["last_lines"][1], "error: no such dataset", "{status}");
+    // resume submits the failed job alone, in a new array of one task.
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 1 jobs"), "{}", text(&o));
+    assert_eq!(task_lists(&c)[1], [ids[1].clone()]);
+    let (code, status) = c.status_json();
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!((status["states"]["done"].as_u64(), status["states"]["submitted"].as_u64()), (Some(4), Some(1)));
+    let retry = handles(&c, &ids[1..2]).remove(0);
+    assert!(retry.ends_with("_0") && retry != task(0), "{retry}");
+}
+
+#[test]
+fn a_cancelled_packed_task_keeps_its_finished_job_and_resume_resubmits_the_rest() {
+    let c = Cluster::new(3, "jobs_per_task = 2");
+    assert!(c.sweep("submit", &["--backend", "slurm"]).status.success());
+    let ids = task_lists(&c).remove(0);
+    let job = first_job(&c);
+    // Task 0 is cancelled after its first job finished; task 1 is still queued.
+    complete(&c, &ids[0]);
+    c.fake(&["set", &format!("{job}_0"), "CANCELLED"]);
+    let (_, status) = c.status_json();
+    let states = &status["states"];
+    assert_eq!(
+        (states["done"].as_u64(), states["cancelled"].as_u64(), states["submitted"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 1 jobs"), "{}", text(&o));
+    assert_eq!(task_lists(&c)[1], [ids[1].clone()]);
+    // Cancelling the sweep cancels each of its tasks once.
+    let o = c.sweep("cancel", &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cancelled 2 jobs"), "{}", text(&o));
+    let calls = std::fs::read_to_string(c.state.join("calls.log")).unwrap();
+    let scancel: Vec<&str> = calls.lines().filter(|l| l.starts_with("scancel")).collect();
+    let retry = handles(&c, &ids[1..2]).remove(0);
+    assert_eq!(scancel, [format!("scancel {job}_1 {retry}")], "{calls}");
+}

@@ -397,6 +397,14 @@ fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
         writeln!(text, "  {axis:<20} {}", parts.join(", "))?;
     }
     writeln!(text, "configs: {}/jobs/<job id>/config.toml; index: {}/plan.tsv", dir.display(), dir.display())?;
+    let tasks = plan.slurm.array_tasks(plan.jobs.len());
+    writeln!(
+        text,
+        "slurm: {} in {tasks} array task{} ({} per task, [slurm] jobs_per_task)",
+        n_jobs(plan.jobs.len(), ""),
+        if tasks == 1 { "" } else { "s" },
+        n_jobs(plan.slurm.jobs_per_task, ""),
+    )?;
     let (chunk, script) = first_array_script(plan, dir)?;
     writeln!(
         text,
@@ -439,6 +447,7 @@ pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
                     .collect();
                 let v = serde_json::json!({
                     "sweep": plan.name, "dir": dir.display().to_string(), "jobs": jobs, "slurm_check": verdict,
+                    "slurm_tasks": plan.slurm.array_tasks(plan.jobs.len()), "jobs_per_task": plan.slurm.jobs_per_task,
                 });
                 return super::write_output(None, &format!("{v}\n"));
             }

@@ -1,17 +1,15 @@
 //! This machine as a scheduler: `ssal run` child processes, one at a time per device slot
 //! (each slot may pin a GPU through `CUDA_VISIBLE_DEVICES`), output appended to the job's log.
-use super::{Observed, Scheduler, SchedulerError, Task};
+use super::{Observed, RunCommand, Scheduler, SchedulerError, Task};
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// Runs tasks as child processes on this machine.
 pub struct LocalScheduler {
-    ssal: PathBuf,
+    run: RunCommand,
     /// One entry per slot: the `CUDA_VISIBLE_DEVICES` value it sets, or none.
     slots: Vec<Option<String>>,
     busy: Vec<Option<(String, Child)>>,
-    checkpoint_every: u64,
     queue: VecDeque<(String, Task)>,
     ended: HashMap<String, Observed>,
 }
@@ -19,11 +17,12 @@ pub struct LocalScheduler {
 impl LocalScheduler {
     /// A scheduler with one slot per entry of `devices` (GPU ids), or a single slot when empty.
     pub fn new(devices: &[String], checkpoint_every: u64) -> Result<Self, SchedulerError> {
-        let ssal = super::runner_binary(None, "the local backend runs jobs with this binary; use the full build")?;
+        let hint = "the local backend runs jobs with this binary; use the full build";
+        let run = RunCommand::for_jobs(None, hint, checkpoint_every)?;
         let slots: Vec<Option<String>> =
             if devices.is_empty() { vec![None] } else { devices.iter().cloned().map(Some).collect() };
         let busy = slots.iter().map(|_| None).collect();
-        Ok(LocalScheduler { ssal, slots, busy, checkpoint_every, queue: VecDeque::new(), ended: HashMap::new() })
+        Ok(LocalScheduler { run, slots, busy, queue: VecDeque::new(), ended: HashMap::new() })
     }
 
     fn start(&self, task: &Task, slot: usize) -> Result<Child, SchedulerError> {
@@ -31,21 +30,12 @@ impl LocalScheduler {
         let open = || std::fs::OpenOptions::new().create(true).append(true).open(&log_path);
         let io = |e: std::io::Error| SchedulerError::Io(format!("{}: {e}", log_path.display()));
         let (stdout, stderr) = (open().map_err(io)?, open().map_err(io)?);
-        let mut cmd = Command::new(&self.ssal);
-        cmd.arg("run")
-            .arg("--config")
-            .arg(task.dir.join("config.toml"))
-            .arg("--out")
-            .arg(&task.dir)
-            .arg("--checkpoint-every")
-            .arg(self.checkpoint_every.to_string())
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
+        let mut cmd = self.run.command(&task.dir);
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         if let Some(device) = &self.slots[slot] {
             cmd.env("CUDA_VISIBLE_DEVICES", device);
         }
-        cmd.spawn().map_err(|e| SchedulerError::Io(format!("cannot start {}: {e}", self.ssal.display())))
+        cmd.spawn().map_err(|e| SchedulerError::Io(format!("cannot start {}: {e}", self.run.ssal.display())))
     }
 
     /// Reaps finished children and starts queued tasks in free slots.
@@ -92,7 +82,12 @@ impl Scheduler for LocalScheduler {
 
     /// Local tasks are children of the process that submitted them and end with it: a
     /// submission of an earlier process is never running any more.
-    fn find_submission(&mut self, _token: &str, _tasks: usize) -> Result<Option<Vec<String>>, SchedulerError> {
+    fn find_submission(
+        &mut self,
+        _token: &str,
+        _jobs: usize,
+        _jobs_per_task: usize,
+    ) -> Result<Option<Vec<String>>, SchedulerError> {
         Ok(None)
     }
 

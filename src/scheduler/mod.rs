@@ -1,13 +1,15 @@
 //! Where jobs run: Slurm job arrays or child processes on this machine, behind one small trait so
 //! the sweep's state machine (`sweep::runner`) is written once.
 mod local;
+mod run_command;
 mod slurm;
 
 pub use local::LocalScheduler;
+pub use run_command::RunCommand;
 pub use slurm::{parse, preview_first_array, slurm_test_only, SlurmScheduler, SlurmSettings};
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One job to run: its id and its directory (`config.toml` in, `result.json` and `log.txt` out).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,33 +70,35 @@ pub enum SchedulerError {
     CannotRun(&'static str),
 }
 
-/// The ssal binary that runs the jobs: `configured` if given, else this one — unless this one is
-/// the analysis-only build, which would fail every job; `hint` says what to do instead.
-pub fn runner_binary(configured: Option<&Path>, hint: &'static str) -> Result<PathBuf, SchedulerError> {
-    if let Some(p) = configured {
-        return Ok(p.to_path_buf());
-    }
-    if !cfg!(feature = "torch") {
-        return Err(SchedulerError::CannotRun(hint));
-    }
-    std::env::current_exe().map_err(|e| SchedulerError::Io(format!("cannot locate ssal: {e}")))
-}
-
-/// A backend: submit tasks, ask how they are, find a submission again, cancel them.
+/// A backend: submit jobs, ask how they are, find a submission again, cancel them. A scheduler
+/// may pack several jobs into one of its tasks (run one after another); the jobs of a task share
+/// its handle.
 pub trait Scheduler {
     /// Short name stored with each job ("slurm" or "local").
     fn name(&self) -> &'static str;
-    /// How many tasks may be handed over at once (Slurm: the array size limit).
+    /// How many jobs one task runs (Slurm: `[slurm] jobs_per_task`); 1 unless the backend packs.
+    fn jobs_per_task(&self) -> usize {
+        1
+    }
+    /// How many jobs may be handed over at once (Slurm: the array size limit times
+    /// `jobs_per_task`).
     fn max_batch(&self) -> usize;
     /// Hands `tasks` over as one submission that carries `token` (Slurm: in the job name), so
     /// that it can be found again after a crash or an ambiguous answer; returns one handle per
-    /// task, in order.
+    /// job, in order (the same handle for the jobs packed into one task).
     fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError>;
-    /// The handles of the submission carrying `token` (of `tasks` tasks), if the scheduler has
-    /// it, queued or finished; `None` when it certainly does not.
-    fn find_submission(&mut self, token: &str, tasks: usize) -> Result<Option<Vec<String>>, SchedulerError>;
+    /// The handles of the submission carrying `token`, of `jobs` jobs packed `jobs_per_task` to
+    /// a task (as they were when it was submitted), if the scheduler has it, queued or finished;
+    /// `None` when it certainly does not.
+    fn find_submission(
+        &mut self,
+        token: &str,
+        jobs: usize,
+        jobs_per_task: usize,
+    ) -> Result<Option<Vec<String>>, SchedulerError>;
     /// The state of every handle the scheduler still knows, in one query.
     fn poll(&mut self, handles: &[String]) -> Result<HashMap<String, Observed>, SchedulerError>;
-    /// Stops the given tasks (running ones get SIGTERM, so they checkpoint first).
+    /// Stops the given tasks (running ones get SIGTERM, so they checkpoint first), every job
+    /// packed into them.
     fn cancel(&mut self, handles: &[String]) -> Result<(), SchedulerError>;
 }

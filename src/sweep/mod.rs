@@ -9,7 +9,7 @@ mod state;
 pub use crate::scheduler::SlurmSettings;
 pub use lock::{LockError, SweepLock};
 pub use runner::{job_log, last_lines, FailureGroups, RunnerError, SweepRunner, Tally, WaitOutcome};
-pub use state::{JobState, PlanSync, PlannedJob, StateDb, StateError, SyncError, TrackedJob};
+pub use state::{JobState, OpenSubmission, PlanSync, PlannedJob, StateDb, StateError, SyncError, TrackedJob};
 
 use crate::config::{ConfigError, ExperimentConfig};
 use rand::seq::SliceRandom;

@@ -4,7 +4,7 @@
 //! too many, cancel.
 use super::{JobState, Plan, PlanSync, PlannedJob, StateDb, StateError, SyncError, TrackedJob};
 use crate::scheduler::{Observed, Scheduler, SchedulerError, Task};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Errors of running a sweep.
@@ -86,6 +86,12 @@ pub fn last_lines(path: &Path, n: usize) -> Vec<String> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
+/// The handles of `jobs`' tasks, each once (jobs packed into one task share its handle).
+fn task_handles(jobs: &[TrackedJob]) -> Vec<String> {
+    let unique: std::collections::BTreeSet<&String> = jobs.iter().filter_map(|j| j.handle.as_ref()).collect();
+    unique.into_iter().cloned().collect()
+}
+
 /// Whether `dir/result.json` is a complete result.
 fn has_complete_result(dir: &Path) -> bool {
     crate::result::is_complete(&crate::result::path_in(dir))
@@ -131,14 +137,14 @@ impl SweepRunner {
     /// submitted (the lookup's error is returned). Returns how many submissions were adopted.
     pub fn reconcile(&mut self, scheduler: &mut dyn Scheduler) -> Result<usize, RunnerError> {
         let mut adopted = 0;
-        for (token, job_ids) in self.db.journal_open_entries(scheduler.name())? {
-            match scheduler.find_submission(&token, job_ids.len())? {
+        for entry in self.db.journal_open_entries(scheduler.name())? {
+            match scheduler.find_submission(&entry.token, entry.job_ids.len(), entry.jobs_per_task)? {
                 Some(handles) => {
-                    let pairs: Vec<(String, String)> = job_ids.into_iter().zip(handles).collect();
-                    self.db.mark_submitted(scheduler.name(), &token, &pairs)?;
+                    let pairs: Vec<(String, String)> = entry.job_ids.into_iter().zip(handles).collect();
+                    self.db.mark_submitted(scheduler.name(), &entry.token, &pairs)?;
                     adopted += 1;
                 }
-                None => self.db.journal_close(&token, "not_found")?,
+                None => self.db.journal_close(&entry.token, "not_found")?,
             }
         }
         Ok(adopted)
@@ -147,7 +153,10 @@ impl SweepRunner {
     /// Brings every job's state up to date: a complete result file means done; open journal
     /// entries are reconciled; active jobs of `scheduler`'s backend are looked up in one poll;
     /// an active job that ended without a complete result has failed (with the scheduler's
-    /// detail); a job the scheduler cannot account for keeps its state.
+    /// detail); a job the scheduler cannot account for keeps its state. Jobs packed into one
+    /// task (sharing its handle) each take the task's state — running, cancelled, or ended — and
+    /// each job of an ended task is done if its result is complete, failed otherwise, with a
+    /// detail that names it as one of the task's jobs and says where its log is.
     pub fn refresh(&mut self, scheduler: Option<&mut dyn Scheduler>) -> Result<(), RunnerError> {
         let Some(scheduler) = scheduler else {
             return self.refresh_results();
@@ -158,8 +167,15 @@ impl SweepRunner {
         if ours.is_empty() {
             return Ok(());
         }
-        let handles: Vec<String> = ours.iter().filter_map(|j| j.handle.clone()).collect();
-        let observed = scheduler.poll(&handles)?;
+        let observed = scheduler.poll(&task_handles(&ours))?;
+        // Jobs packed into one task: the same handle, handed over in the same submission (a
+        // handle alone could be an earlier cluster's reused job id).
+        let mut sharing: HashMap<(String, Option<i64>), usize> = HashMap::new();
+        for j in self.db.jobs()?.into_iter().filter(|j| j.backend.as_deref() == Some(scheduler.name())) {
+            if let Some(handle) = j.handle {
+                *sharing.entry((handle, j.submitted_at)).or_default() += 1;
+            }
+        }
         for j in &ours {
             let seen = j.handle.as_ref().and_then(|h| observed.get(h)).cloned();
             let complete = || has_complete_result(&j.dir);
@@ -175,9 +191,12 @@ impl SweepRunner {
                 Some(Observed::Unknown) if complete() => (JobState::Done, None),
                 Some(Observed::Unknown) => (j.state, None),
                 Some(Observed::Ended { detail, .. }) if complete() => (JobState::Done, detail),
-                Some(Observed::Ended { detail, .. }) => (JobState::Failed, detail),
+                Some(Observed::Ended { detail, .. }) => (JobState::Failed, self.failed_detail(j, detail, &sharing)),
                 None if complete() => (JobState::Done, None),
-                None => (JobState::Failed, Some("left the queue; no accounting record".to_string())),
+                None => {
+                    let detail = Some("left the queue; no accounting record".to_string());
+                    (JobState::Failed, self.failed_detail(j, detail, &sharing))
+                }
             };
             if state != j.state {
                 if matches!(state, JobState::Failed | JobState::Done | JobState::Cancelled) {
@@ -190,6 +209,29 @@ impl SweepRunner {
             }
         }
         Ok(())
+    }
+
+    /// What is known of the failed end of `job`: the scheduler's `detail` of its task's end and,
+    /// for a job packed with others into that task (`sharing`: how many jobs each task, as
+    /// handle and submission time, holds), that this job of the task did not complete and where
+    /// its log is.
+    fn failed_detail(
+        &self,
+        job: &TrackedJob,
+        detail: Option<String>,
+        sharing: &HashMap<(String, Option<i64>), usize>,
+    ) -> Option<String> {
+        let handle = job.handle.clone().unwrap_or_default();
+        let n = sharing.get(&(handle.clone(), job.submitted_at)).copied().unwrap_or(1);
+        if n < 2 {
+            return detail;
+        }
+        let log = job_log(&self.dir, job).map_or("no log written".into(), |l| format!("log {}", l.display()));
+        let packed = format!("job {} (one of {n} packed into task {handle}) did not complete; {log}", job.job_id);
+        Some(match detail {
+            Some(d) => format!("{d}; {packed}"),
+            None => packed,
+        })
     }
 
     /// The queued or running jobs handed to `backend`.
@@ -209,12 +251,12 @@ impl SweepRunner {
     }
 
     /// Submits the plan's jobs that are not done and not active and satisfy `eligible` (never a
-    /// retired one), keeping at most `max_queued` of the sweep's jobs active (retired ones that
-    /// are still queued or running count: they hold places in the queue), in chunks the
-    /// scheduler accepts. Each chunk is
-    /// journalled under a fresh token before the scheduler is asked; a definite refusal closes
-    /// the entry, an ambiguous answer leaves it open for [`SweepRunner::reconcile`]. Returns how
-    /// many jobs were submitted.
+    /// retired one), keeping at most `max_queued` of the scheduler's tasks active (jobs packed
+    /// into one task take one place; retired jobs that are still queued or running count: they
+    /// hold places in the queue), in chunks the scheduler accepts. Each chunk is journalled
+    /// under a fresh token, with the scheduler's packing, before the scheduler is asked; a
+    /// definite refusal closes the entry, an ambiguous answer leaves it open for
+    /// [`SweepRunner::reconcile`]. Returns how many jobs were submitted.
     pub fn submit(
         &mut self,
         scheduler: &mut dyn Scheduler,
@@ -222,8 +264,10 @@ impl SweepRunner {
         eligible: impl Fn(&TrackedJob) -> bool,
     ) -> Result<usize, RunnerError> {
         let jobs = self.db.jobs()?;
-        let active = jobs.iter().filter(|j| j.state.is_active()).count();
-        let room = max_queued.saturating_sub(active);
+        let per_task = scheduler.jobs_per_task();
+        let active_tasks: HashSet<&str> =
+            jobs.iter().filter(|j| j.state.is_active()).map(|j| j.handle.as_deref().unwrap_or(&j.job_id)).collect();
+        let room = max_queued.saturating_sub(active_tasks.len()).saturating_mul(per_task);
         let ready: Vec<Task> = jobs
             .iter()
             .filter(|j| !j.is_retired() && !j.state.is_active() && j.state != JobState::Done && eligible(j))
@@ -234,7 +278,7 @@ impl SweepRunner {
         for chunk in ready.chunks(scheduler.max_batch()) {
             let token = new_token(&self.dir);
             let ids: Vec<String> = chunk.iter().map(|t| t.job_id.clone()).collect();
-            self.db.journal_open(&token, scheduler.name(), &ids)?;
+            self.db.journal_open(&token, scheduler.name(), &ids, per_task)?;
             match scheduler.submit(chunk, &token) {
                 Ok(handles) => {
                     let pairs: Vec<(String, String)> = ids.into_iter().zip(handles).collect();
@@ -336,8 +380,7 @@ impl SweepRunner {
     pub fn cancel(&mut self, scheduler: &mut dyn Scheduler) -> Result<usize, RunnerError> {
         self.reconcile(scheduler)?;
         let ours = self.active_on(scheduler.name())?;
-        let handles: Vec<String> = ours.iter().filter_map(|j| j.handle.clone()).collect();
-        scheduler.cancel(&handles)?;
+        scheduler.cancel(&task_handles(&ours))?;
         for j in &ours {
             self.db.set_state(&j.job_id, JobState::Cancelled)?;
         }
@@ -352,23 +395,33 @@ mod tests {
 
     /// A scheduler in memory: every submission is recorded; tasks end as `outcome` says at the
     /// first poll; `ambiguous` submissions are accepted but answered with an ambiguous error.
+    /// With `per_task` > 1 it packs that many jobs into a task, as Slurm does.
     #[derive(Default)]
     struct Memory {
         submissions: Vec<(String, Vec<String>)>,
         ambiguous: usize,
         unreachable: bool,
         outcome: Option<Observed>,
+        per_task: usize,
+    }
+
+    /// The handles of `jobs` jobs submitted under `token`, `per_task` to a task.
+    fn packed(token: &str, jobs: usize, per_task: usize) -> Vec<String> {
+        (0..jobs).map(|i| format!("{token}_{}", i / per_task.max(1))).collect()
     }
 
     impl Scheduler for Memory {
         fn name(&self) -> &'static str {
             "memory"
         }
+        fn jobs_per_task(&self) -> usize {
+            self.per_task.max(1)
+        }
         fn max_batch(&self) -> usize {
             2
         }
         fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError> {
-            let handles: Vec<String> = (0..tasks.len()).map(|i| format!("{token}_{i}")).collect();
+            let handles = packed(token, tasks.len(), self.per_task);
             self.submissions.push((token.to_string(), handles.clone()));
             if self.ambiguous > 0 {
                 self.ambiguous -= 1;
@@ -376,7 +429,12 @@ mod tests {
             }
             Ok(handles)
         }
-        fn find_submission(&mut self, token: &str, _tasks: usize) -> Result<Option<Vec<String>>, SchedulerError> {
+        fn find_submission(
+            &mut self,
+            token: &str,
+            jobs: usize,
+            jobs_per_task: usize,
+        ) -> Result<Option<Vec<String>>, SchedulerError> {
             if self.unreachable {
                 return Err(SchedulerError::Failed {
                     command: "squeue".into(),
@@ -384,7 +442,7 @@ mod tests {
                     stderr: "down".into(),
                 });
             }
-            Ok(self.submissions.iter().find(|(t, _)| t == token).map(|(_, h)| h.clone()))
+            Ok(self.submissions.iter().any(|(t, _)| t == token).then(|| packed(token, jobs, jobs_per_task)))
         }
         fn poll(&mut self, handles: &[String]) -> Result<HashMap<String, Observed>, SchedulerError> {
             let o = self.outcome.clone().unwrap_or(Observed::QUEUED);
@@ -425,7 +483,7 @@ mod tests {
         assert_eq!(r.submit(&mut s, 100, |j| j.state == JobState::Planned).unwrap(), 0);
         // A journal entry the scheduler does not have is closed without adopting anything.
         let mut other = Memory::default();
-        r.db.journal_open("lost", "memory", &["x".into()]).unwrap();
+        r.db.journal_open("lost", "memory", &["x".into()], 1).unwrap();
         assert_eq!(r.reconcile(&mut other).unwrap(), 0);
         assert!(r.db.journal_open_entries("memory").unwrap().is_empty());
     }
@@ -474,5 +532,61 @@ mod tests {
         s.outcome = None;
         assert_eq!(r.cancel(&mut s).unwrap(), 3, "two of the plan and one retired");
         assert_eq!(r.tally().unwrap().retired.get(&JobState::Cancelled), Some(&1));
+    }
+
+    #[test]
+    fn packed_jobs_share_a_task_and_end_one_by_one() {
+        let t = tempfile::tempdir().unwrap();
+        let mut r = runner(t.path(), 3);
+        let mut s = Memory { per_task: 2, ..Default::default() };
+        // One place in the queue is one task: two jobs go in, packed together.
+        assert_eq!(r.submit(&mut s, 1, |_| true).unwrap(), 2);
+        let jobs = r.db.jobs().unwrap();
+        let handles: Vec<Option<&str>> = jobs.iter().map(|j| j.handle.as_deref()).collect();
+        let task = format!("{}_0", s.submissions[0].0);
+        assert_eq!(handles, [Some(task.as_str()), Some(task.as_str()), None]);
+        assert_eq!(r.submit(&mut s, 1, |_| true).unwrap(), 0, "the queue is full");
+        // The task runs: both jobs run. It ends having completed only the first.
+        s.outcome = Some(Observed::Running);
+        r.refresh(Some(&mut s)).unwrap();
+        assert_eq!(r.tally().unwrap().get(JobState::Running), 2);
+        std::fs::write(crate::result::path_in(&jobs[0].dir), r#"{"complete": true}"#).unwrap();
+        std::fs::write(jobs[1].dir.join("log.txt"), "error: out of data\n").unwrap();
+        s.outcome = Some(Observed::Ended { success: false, detail: Some("FAILED, exit 1:0".into()) });
+        r.refresh(Some(&mut s)).unwrap();
+        let jobs = r.db.jobs().unwrap();
+        assert_eq!((jobs[0].state, jobs[1].state), (JobState::Done, JobState::Failed));
+        let detail = jobs[1].detail.clone().unwrap();
+        let log = jobs[1].dir.join("log.txt");
+        assert_eq!(
+            detail,
+            format!(
+                "FAILED, exit 1:0; job {} (one of 2 packed into task {task}) did not complete; log {}",
+                jobs[1].job_id,
+                log.display()
+            )
+        );
+        // The failed job is retried alone in a new task, packed with the job still planned.
+        assert_eq!(r.submit(&mut s, 1, |j| j.state != JobState::Done).unwrap(), 2);
+        let jobs = r.db.jobs().unwrap();
+        let retry = format!("{}_0", s.submissions[1].0);
+        assert_eq!((jobs[1].handle.as_deref(), jobs[2].handle.as_deref()), (Some(&*retry), Some(&*retry)));
+        assert_eq!((jobs[0].handle.as_deref(), jobs[1].attempts), (Some(task.as_str()), 2));
+    }
+
+    #[test]
+    fn an_adopted_submission_is_mapped_onto_tasks_as_it_was_packed() {
+        let t = tempfile::tempdir().unwrap();
+        let mut r = runner(t.path(), 2);
+        let mut s = Memory { per_task: 2, ambiguous: 1, unreachable: true, ..Default::default() };
+        assert!(r.submit(&mut s, 100, |_| true).is_err());
+        // The sweep file's jobs_per_task changes before the submission is reconciled: the jobs
+        // still get the handle of the one task they were packed into.
+        s.per_task = 1;
+        s.unreachable = false;
+        assert_eq!(r.reconcile(&mut s).unwrap(), 1);
+        let task = format!("{}_0", s.submissions[0].0);
+        let handles: Vec<Option<String>> = r.db.jobs().unwrap().into_iter().map(|j| j.handle).collect();
+        assert_eq!(handles, [Some(task.clone()), Some(task)]);
     }
 }

@@ -211,10 +211,26 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 ";
 
-/// Columns added after the first version, with their definitions (an older database gets them,
-/// empty, when it is opened: no job of it is retired until a plan without it is synced).
-const ADDED_COLUMNS: [(&str, &str); 4] =
-    [("detail", "TEXT"), ("pending_reason", "TEXT"), ("axes", "TEXT"), ("retired_at", "INTEGER")];
+/// Columns added after the first version, as (table, column, definition): an older database
+/// gets them, empty, when it is opened (no job of it is retired until a plan without it is
+/// synced; a submission without `jobs_per_task` packed one job per task).
+const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+    ("jobs", "detail", "TEXT"),
+    ("jobs", "pending_reason", "TEXT"),
+    ("jobs", "axes", "TEXT"),
+    ("jobs", "retired_at", "INTEGER"),
+    ("submissions", "jobs_per_task", "INTEGER"),
+];
+
+/// An open journal entry: a submission being made when an earlier call stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenSubmission {
+    pub token: String,
+    /// The jobs handed over, in submission order.
+    pub job_ids: Vec<String>,
+    /// How many jobs the scheduler packed into each of its tasks.
+    pub jobs_per_task: usize,
+}
 
 impl StateDb {
     /// Opens (creating) the database at `path`.
@@ -224,12 +240,12 @@ impl StateDb {
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        for (column, kind) in ADDED_COLUMNS {
+        for (table, column, kind) in ADDED_COLUMNS {
             let present: bool = conn
-                .query_row("SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = ?1", [column], |r| r.get(0))
+                .query_row("SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2", [table, column], |r| r.get(0))
                 .map_err(err)?;
             if !present {
-                conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {column} {kind}")).map_err(err)?;
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}")).map_err(err)?;
             }
         }
         Ok(StateDb { conn, path: path.to_path_buf() })
@@ -401,14 +417,22 @@ impl StateDb {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// Opens a journal entry for a chunk about to be submitted under `token`: committed before
-    /// the scheduler is asked, so that a crash in between leaves a trace to reconcile.
-    pub fn journal_open(&mut self, token: &str, backend: &str, job_ids: &[String]) -> Result<(), StateError> {
+    /// Opens a journal entry for a chunk about to be submitted under `token`, `jobs_per_task` to
+    /// a scheduler task: committed before the scheduler is asked, so that a crash in between
+    /// leaves a trace to reconcile (and the packing to map the jobs onto the tasks found).
+    pub fn journal_open(
+        &mut self,
+        token: &str,
+        backend: &str,
+        job_ids: &[String],
+        jobs_per_task: usize,
+    ) -> Result<(), StateError> {
         let ids = serde_json::to_string(job_ids).expect("strings serialise");
         self.conn
             .execute(
-                "INSERT INTO submissions (token, backend, job_ids, state, created_at) VALUES (?1, ?2, ?3, 'open', ?4)",
-                params![token, backend, ids, now()],
+                "INSERT INTO submissions (token, backend, job_ids, state, created_at, jobs_per_task)
+                 VALUES (?1, ?2, ?3, 'open', ?4, ?5)",
+                params![token, backend, ids, now(), jobs_per_task as i64],
             )
             .map_err(self.err())?;
         Ok(())
@@ -422,16 +446,23 @@ impl StateDb {
         Ok(())
     }
 
-    /// The open journal entries of `backend`: (token, job ids in submission order).
-    pub fn journal_open_entries(&self, backend: &str) -> Result<Vec<(String, Vec<String>)>, StateError> {
+    /// The open journal entries of `backend`, oldest first.
+    pub fn journal_open_entries(&self, backend: &str) -> Result<Vec<OpenSubmission>, StateError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT token, job_ids FROM submissions WHERE state = 'open' AND backend = ?1 ORDER BY created_at")
+            .prepare(
+                "SELECT token, job_ids, jobs_per_task FROM submissions WHERE state = 'open' AND backend = ?1
+                 ORDER BY created_at",
+            )
             .map_err(self.err())?;
         let rows = stmt
             .query_map([backend], |r| {
                 let ids: String = r.get(1)?;
-                Ok((r.get(0)?, serde_json::from_str(&ids).unwrap_or_default()))
+                Ok(OpenSubmission {
+                    token: r.get(0)?,
+                    job_ids: serde_json::from_str(&ids).unwrap_or_default(),
+                    jobs_per_task: r.get::<_, Option<i64>>(2)?.map_or(1, |n| n.max(1) as usize),
+                })
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
@@ -570,11 +601,11 @@ mod tests {
         db.sync_plan(&[legacy_job(&jobs, "old-a"), legacy_job(&jobs, "old-b"), legacy_job(&jobs, "old-c")]).unwrap();
         db.set_state("old-a", JobState::Done).unwrap();
         // b is queued at the scheduler; c's submission is in flight (journalled, unanswered).
-        db.journal_open("t1", "slurm", &["old-b".into()]).unwrap();
+        db.journal_open("t1", "slurm", &["old-b".into()], 1).unwrap();
         db.mark_submitted("slurm", "t1", &[("old-b".into(), "7_1".into())]).unwrap();
         let b = db.jobs().unwrap().into_iter().find(|j| j.job_id == "old-b").unwrap();
         db.record_end(&b, JobState::Failed, Some("exit 1")).unwrap();
-        db.journal_open("t2", "slurm", &["old-c".into()]).unwrap();
+        db.journal_open("t2", "slurm", &["old-c".into()], 1).unwrap();
         // Planning planned through the old dir: planning now writes the new one (config only).
         std::fs::create_dir_all(jobs.join("new-c")).unwrap();
         std::fs::write(jobs.join("new-c/config.toml"), "").unwrap();
@@ -610,7 +641,8 @@ mod tests {
         }
         assert_eq!(std::fs::read_link(jobs.join("new-a")).unwrap(), PathBuf::from("old-a"), "relative");
         assert_eq!(db.failed_attempts().unwrap(), 1, "b's attempt moved with it");
-        assert_eq!(db.journal_open_entries("slurm").unwrap(), vec![("t2".to_string(), vec!["new-c".to_string()])]);
+        let open = OpenSubmission { token: "t2".into(), job_ids: vec!["new-c".into()], jobs_per_task: 1 };
+        assert_eq!(db.journal_open_entries("slurm").unwrap(), vec![open]);
         // Again: nothing to do.
         assert_eq!(db.sync_plan(&plan).unwrap(), PlanSync::default());
     }
@@ -682,11 +714,17 @@ mod tests {
                     log_path TEXT NOT NULL);
                  CREATE INDEX jobs_state ON jobs(state);
                  INSERT INTO jobs VALUES ('a', 0, 'a', 'slurm', '7_0', 'done', 1, 1, 2, 3, 3,
-                    '/s/jobs/a', '/s/jobs/a/result.json', '/s/jobs/a/log.txt');",
+                    '/s/jobs/a', '/s/jobs/a/result.json', '/s/jobs/a/log.txt');
+                 CREATE TABLE submissions (token TEXT PRIMARY KEY, backend TEXT NOT NULL, job_ids TEXT NOT NULL,
+                    state TEXT NOT NULL, created_at INTEGER NOT NULL, closed_at INTEGER);
+                 INSERT INTO submissions VALUES ('t', 'slurm', '[\"a\"]', 'open', 1, NULL);",
             )
             .unwrap();
         }
         let mut db = StateDb::open(&path).unwrap();
+        // A submission journalled before packing existed ran one job per task.
+        let open = OpenSubmission { token: "t".into(), job_ids: vec!["a".into()], jobs_per_task: 1 };
+        assert_eq!(db.journal_open_entries("slurm").unwrap(), vec![open]);
         let jobs = db.jobs().unwrap();
         assert_eq!(jobs.len(), 1);
         assert_eq!((jobs[0].state, jobs[0].handle.as_deref()), (JobState::Done, Some("7_0")));

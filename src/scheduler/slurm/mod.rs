@@ -6,7 +6,7 @@ mod script;
 
 pub use script::{render_array_script, ArrayScript, ScriptError, SlurmSettings};
 
-use super::{Observed, Scheduler, SchedulerError, Task};
+use super::{Observed, RunCommand, Scheduler, SchedulerError, Task};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -179,7 +179,7 @@ pub struct SlurmScheduler {
     sweep: String,
     /// `results/<sweep>`: arrays/ (scripts, task lists) and jobs/ live here.
     sweep_dir: PathBuf,
-    ssal: PathBuf,
+    run: RunCommand,
     max_array: usize,
     /// Waits between `sbatch` attempts after a transient failure.
     backoff: Vec<Duration>,
@@ -227,15 +227,16 @@ fn run_retrying(program: &str, args: &[&str], backoff: &[Duration]) -> Result<st
 /// The array size limit assumed where the cluster is not asked (Slurm's default `MaxArraySize`).
 pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
 
-/// The batch script of one array of `tasks` tasks whose job ids are listed in `task_list`, run by
-/// `ssal`: what a submission writes and what `sweep plan` previews, built in this one place.
+/// The batch script of one array of `tasks` tasks whose job ids are listed in `task_list`, each
+/// job run by `run`: what a submission writes and what `sweep plan` previews, built in this one
+/// place.
 pub fn array_script(
     settings: &SlurmSettings,
     sweep: &str,
     sweep_dir: &Path,
     task_list: &Path,
     tasks: usize,
-    ssal: &Path,
+    run: &RunCommand,
 ) -> Result<String, ScriptError> {
     let arrays = sweep_dir.join("arrays");
     render_array_script(
@@ -246,25 +247,33 @@ pub fn array_script(
             tasks,
             jobs_dir: &sweep_dir.join("jobs"),
             slurm_log: &arrays.join("logs/%A_%a.out"),
-            ssal,
+            run,
         },
     )
 }
 
+/// The handle of each of `jobs` jobs submitted as array `id`, `per_task` to a task: job i runs
+/// in task i / per_task, and its handle is that task's (`<id>_<task>`).
+fn task_handles(id: &str, jobs: usize, per_task: usize) -> Vec<String> {
+    (0..jobs).map(|i| format!("{id}_{}", i / per_task.max(1))).collect()
+}
+
 /// The script of a sweep's first array of its `jobs` jobs, for a preview without a cluster: as
-/// many tasks as `max_queued` and [`DEFAULT_MAX_ARRAY_SIZE`] allow, the task list a placeholder,
-/// the binary `[slurm] ssal` or this one. Returns the task count (0 without jobs; the script then
-/// shows one task) and the script.
+/// many tasks as the jobs need (`jobs_per_task` to a task) and `max_queued` and
+/// [`DEFAULT_MAX_ARRAY_SIZE`] allow, the task list a placeholder, the binary `[slurm] ssal` or
+/// this one. Returns the task count (0 without jobs; the script then shows one task) and the
+/// script.
 pub fn preview_first_array(
     settings: &SlurmSettings,
     sweep: &str,
     sweep_dir: &Path,
     jobs: usize,
 ) -> Result<(usize, String), ScriptError> {
-    let tasks = jobs.min(settings.max_queued).min(DEFAULT_MAX_ARRAY_SIZE);
+    let tasks = settings.array_tasks(jobs).min(settings.max_queued).min(DEFAULT_MAX_ARRAY_SIZE);
     let ssal = settings.ssal.clone().unwrap_or_else(|| std::env::current_exe().unwrap_or("ssal".into()));
+    let run = RunCommand { ssal, checkpoint_every: settings.checkpoint_every };
     let task_list = sweep_dir.join("arrays/<submission>.tasks");
-    Ok((tasks, array_script(settings, sweep, sweep_dir, &task_list, tasks.max(1), &ssal)?))
+    Ok((tasks, array_script(settings, sweep, sweep_dir, &task_list, tasks.max(1), &run)?))
 }
 
 impl SlurmScheduler {
@@ -272,12 +281,13 @@ impl SlurmScheduler {
     pub fn new(sweep: &str, sweep_dir: PathBuf, settings: SlurmSettings) -> Result<Self, SchedulerError> {
         let out = run("scontrol", &["show", "config"])?;
         let max_array = parse::max_array_size(&String::from_utf8_lossy(&out.stdout)).unwrap_or(DEFAULT_MAX_ARRAY_SIZE);
-        let ssal = super::runner_binary(
+        let run = RunCommand::for_jobs(
             settings.ssal.as_deref(),
             "set `[slurm] ssal = \"PATH\"` in the sweep file to the full build the compute nodes run",
+            settings.checkpoint_every,
         )?;
         let backoff = [1, 2, 4, 8, 16].map(Duration::from_secs).to_vec();
-        Ok(SlurmScheduler { settings, sweep: sweep.to_string(), sweep_dir, ssal, max_array, backoff })
+        Ok(SlurmScheduler { settings, sweep: sweep.to_string(), sweep_dir, run, max_array, backoff })
     }
 
     /// The same scheduler with other waits between retries (tests use zero waits).
@@ -293,12 +303,14 @@ impl SlurmScheduler {
 
     /// Submits `script` named after `token`; after an answer that may hide an accepted job, the
     /// job is looked up by its name before anything is sent again.
-    fn sbatch(&mut self, script: &std::path::Path, token: &str, tasks: usize) -> Result<Vec<String>, SchedulerError> {
+    /// Returns one handle per job of the `jobs` it holds.
+    fn sbatch(&mut self, script: &std::path::Path, token: &str, jobs: usize) -> Result<Vec<String>, SchedulerError> {
         let script = script.to_string_lossy();
         let name = format!("--job-name={}", self.job_name(token));
         let backoff = self.backoff.clone();
         let mut waits = backoff.iter();
-        let handles = |id: &str| (0..tasks).map(|i| format!("{id}_{i}")).collect::<Vec<_>>();
+        let per_task = self.settings.jobs_per_task;
+        let handles = |id: &str| task_handles(id, jobs, per_task);
         loop {
             match run("sbatch", &["--parsable", &name, &script]) {
                 Ok(out) => {
@@ -312,7 +324,7 @@ impl SlurmScheduler {
                     Some(wait) => {
                         std::thread::sleep(*wait);
                         if parse::is_ambiguous(&stderr) {
-                            match self.find_submission(token, tasks) {
+                            match self.find_submission(token, jobs, per_task) {
                                 Ok(Some(found)) => return Ok(found),
                                 Ok(None) => {}
                                 Err(e) => {
@@ -349,8 +361,12 @@ impl Scheduler for SlurmScheduler {
         "slurm"
     }
 
+    fn jobs_per_task(&self) -> usize {
+        self.settings.jobs_per_task
+    }
+
     fn max_batch(&self) -> usize {
-        self.max_array.max(1)
+        self.max_array.max(1).saturating_mul(self.settings.jobs_per_task.max(1))
     }
 
     fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError> {
@@ -365,14 +381,20 @@ impl Scheduler for SlurmScheduler {
         let ids: String = tasks.iter().map(|t| format!("{}\n", t.job_id)).collect();
         std::fs::write(&task_list, ids).map_err(|e| SchedulerError::Io(format!("{}: {e}", task_list.display())))?;
         let script_path = arrays.join(format!("{stamp}.sh"));
-        let script = array_script(&self.settings, &self.sweep, &self.sweep_dir, &task_list, tasks.len(), &self.ssal)
+        let array = self.settings.array_tasks(tasks.len());
+        let script = array_script(&self.settings, &self.sweep, &self.sweep_dir, &task_list, array, &self.run)
             .map_err(|e| SchedulerError::Io(e.to_string()))?;
         std::fs::write(&script_path, script)
             .map_err(|e| SchedulerError::Io(format!("{}: {e}", script_path.display())))?;
         self.sbatch(&script_path, token, tasks.len())
     }
 
-    fn find_submission(&mut self, token: &str, tasks: usize) -> Result<Option<Vec<String>>, SchedulerError> {
+    fn find_submission(
+        &mut self,
+        token: &str,
+        jobs: usize,
+        jobs_per_task: usize,
+    ) -> Result<Option<Vec<String>>, SchedulerError> {
         let name = self.job_name(token);
         let ambiguous = |e: SchedulerError| SchedulerError::Ambiguous { token: token.to_string(), why: e.to_string() };
         let out = run_retrying("squeue", &["--me", "-h", "-r", "-t", "all", "-o", "%i|%j"], &self.backoff)
@@ -389,7 +411,7 @@ impl Scheduler for SlurmScheduler {
                 stdout.lines().map(str::trim).find(|l| !l.is_empty()).map(|l| parse::array_id(l).to_string())
             }
         };
-        Ok(id.map(|id| (0..tasks).map(|i| format!("{id}_{i}")).collect()))
+        Ok(id.map(|id| task_handles(&id, jobs, jobs_per_task)))
     }
 
     /// One `squeue` for every task; tasks it no longer lists are looked up in `sacct` (their

@@ -1,5 +1,6 @@
 //! Slurm batch scripts: the `[slurm]` table of a sweep file and the job-array script rendered
 //! from `templates/slurm-array.sh.j2` (or a site's own template) with every value shell-quoted.
+use crate::scheduler::RunCommand;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,13 @@ pub struct SlurmSettings {
     /// submitted (`--wait` and `resume` say which error the failures share). Default: 10.
     #[serde(default = "default_max_failures")]
     pub max_failures: u32,
+    /// Jobs run one after another inside one array task (packing short jobs: fewer tasks for
+    /// the scheduler and the per-user limits). Each keeps its own log, checkpoint and result; a
+    /// failed job does not stop the next (the task then exits non-zero); a requeued task skips
+    /// the jobs whose result is complete. `time` must cover them all. Slurm only: the local
+    /// backend runs one job per slot. Default: 1.
+    #[serde(default = "default_jobs_per_task")]
+    pub jobs_per_task: usize,
     /// `ssal run --checkpoint-every` in seconds. Default: 600.
     #[serde(default = "default_checkpoint")]
     pub checkpoint_every: u64,
@@ -92,6 +100,9 @@ fn default_max_failures() -> u32 {
 fn default_checkpoint() -> u64 {
     600
 }
+fn default_jobs_per_task() -> usize {
+    1
+}
 
 impl Default for SlurmSettings {
     fn default() -> Self {
@@ -100,6 +111,11 @@ impl Default for SlurmSettings {
 }
 
 impl SlurmSettings {
+    /// How many array tasks `jobs` jobs take, `jobs_per_task` to a task.
+    pub fn array_tasks(&self, jobs: usize) -> usize {
+        jobs.div_ceil(self.jobs_per_task.max(1))
+    }
+
     /// Refuses values that cannot be what the user meant: a line break, carriage return or NUL
     /// in any value (it would end its `#SBATCH` line and run the rest as shell), and zero caps.
     pub fn validate(&self) -> Result<(), ScriptError> {
@@ -138,6 +154,7 @@ impl SlurmSettings {
             ("max_attempts", self.max_attempts == 0),
             ("max_failures", self.max_failures == 0),
             ("cpus_per_task", self.cpus_per_task == 0),
+            ("jobs_per_task", self.jobs_per_task == 0),
         ];
         if let Some((field, _)) = zero.iter().find(|(_, z)| *z) {
             return Err(ScriptError::Setting { field, message: "must be at least 1".into() });
@@ -150,14 +167,17 @@ impl SlurmSettings {
 #[derive(Debug, Clone)]
 pub struct ArrayScript<'a> {
     pub sweep: &'a str,
-    /// File with one job id per line; task i runs line i+1.
+    /// File with one job id per line; task i runs the `[slurm] jobs_per_task` lines from
+    /// i × jobs_per_task + 1 on.
     pub task_list: &'a Path,
+    /// Array tasks (not jobs: each runs up to `jobs_per_task` jobs).
     pub tasks: usize,
     /// `results/<sweep>/jobs`, holding `<job id>/config.toml`.
     pub jobs_dir: &'a Path,
     /// Slurm's own output file pattern (the job's output goes to `<job dir>/log.txt`).
     pub slurm_log: &'a Path,
-    pub ssal: &'a Path,
+    /// How each job runs (the line is rendered with the job's directory in `$job_dir`).
+    pub run: &'a RunCommand,
 }
 
 /// Errors of rendering, naming the template.
@@ -192,11 +212,27 @@ pub fn render_array_script(settings: &SlurmSettings, array: &ArrayScript) -> Res
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_filter("q", quote);
     env.add_template("array", &source).map_err(render_error)?;
+    if settings.jobs_per_task > 1 {
+        let used = env.get_template("array").map_err(render_error)?.undeclared_variables(false);
+        if !used.contains("jobs_per_task") {
+            return Err(ScriptError::Render {
+                name,
+                message: format!(
+                    "[slurm] jobs_per_task = {} needs a template that runs several jobs per task, and this one \
+                     never uses `jobs_per_task` (see the loop in templates/slurm-array.sh.j2)",
+                    settings.jobs_per_task
+                ),
+            });
+        }
+    }
     let path = |p: &Path| p.display().to_string();
+    let run_command =
+        array.run.shell_line("job_dir").map_err(|message| ScriptError::Setting { field: "ssal", message })?;
     let context = minijinja::context! {
         sweep => array.sweep,
         job_name => format!("ssal-{}", array.sweep),
         tasks => array.tasks,
+        jobs_per_task => settings.jobs_per_task,
         throttle => settings.throttle,
         slurm_log => path(array.slurm_log),
         time => &settings.time,
@@ -212,8 +248,9 @@ pub fn render_array_script(settings: &SlurmSettings, array: &ArrayScript) -> Res
         setup => &settings.setup,
         task_list => path(array.task_list),
         jobs_dir => path(array.jobs_dir),
-        ssal => path(array.ssal),
-        checkpoint_every => settings.checkpoint_every,
+        ssal => path(&array.run.ssal),
+        checkpoint_every => array.run.checkpoint_every,
+        run_command => run_command,
     };
     let mut script = env.get_template("array").and_then(|t| t.render(context)).map_err(render_error)?;
     script.push('\n');
@@ -231,9 +268,23 @@ mod tests {
             tasks: 6,
             jobs_dir: Path::new("/data/my results/jobs"),
             slurm_log: Path::new("/data/my results/logs/%A_%a.out"),
-            ssal: Path::new("/opt/ssal bin/ssal"),
+            run: &RunCommand { ssal: "/opt/ssal bin/ssal".into(), checkpoint_every: settings.checkpoint_every },
         };
         render_array_script(settings, &array).unwrap()
+    }
+
+    /// Renders a one-task array with placeholder paths (for errors).
+    fn render_one_task(settings: &SlurmSettings) -> Result<String, ScriptError> {
+        let run = RunCommand { ssal: "ssal".into(), checkpoint_every: 600 };
+        let array = ArrayScript {
+            sweep: "s",
+            task_list: Path::new("t"),
+            tasks: 1,
+            jobs_dir: Path::new("j"),
+            slurm_log: Path::new("l"),
+            run: &run,
+        };
+        render_array_script(settings, &array)
     }
 
     #[test]
@@ -271,8 +322,8 @@ mod tests {
         assert!(s.contains(r#"#SBATCH --account="o'brien""#), "{s}");
         assert!(s.contains("#SBATCH --gres=gpu:1\n"), "{s}");
         assert!(s.contains("#SBATCH --constraint=a100\n") && s.contains("\nmodule load cuda/12\n"), "{s}");
-        assert!(s.contains("'/data/my results/tasks-0.txt'"), "{s}");
-        assert!(s.contains("job_dir='/data/my results/jobs'/\"$job_id\""), "{s}");
+        assert!(s.contains("\ntask_list='/data/my results/tasks-0.txt'\n"), "{s}");
+        assert!(s.contains("\njobs_dir='/data/my results/jobs'\n"), "{s}");
         assert!(s.contains("'/opt/ssal bin/ssal' run"), "{s}");
         // The quoted script is valid shell.
         let check = std::process::Command::new("bash").args(["-n", "-c", &s]).status().unwrap();
@@ -282,23 +333,135 @@ mod tests {
     #[test]
     fn bad_settings_and_templates_are_named() {
         let multi = SlurmSettings { extra: vec!["--a\n--b".into()], ..Default::default() };
-        let array = ArrayScript {
-            sweep: "s",
-            task_list: Path::new("t"),
-            tasks: 1,
-            jobs_dir: Path::new("j"),
-            slurm_log: Path::new("l"),
-            ssal: Path::new("ssal"),
-        };
-        let e = render_array_script(&multi, &array).unwrap_err().to_string();
+        let e = render_one_task(&multi).unwrap_err().to_string();
         assert!(e.contains("[slurm] extra"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let tpl = dir.path().join("site.j2");
         std::fs::write(&tpl, "#SBATCH --x={{ no_such_value }}\n").unwrap();
         let bad = SlurmSettings { template: Some(tpl.clone()), ..Default::default() };
-        let e = render_array_script(&bad, &array).unwrap_err().to_string();
+        let e = render_one_task(&bad).unwrap_err().to_string();
         assert!(e.contains("site.j2") && e.contains("undefined value") && e.contains(":1"), "{e}");
         let e = toml::from_str::<SlurmSettings>("partiton = \"gpu\"").unwrap_err().to_string();
         assert!(e.contains("partiton"), "{e}");
+    }
+
+    /// A job directory under `jobs` for `id`, with an optional result written as ssal writes
+    /// one (complete or not) and an exit code for the fake ssal.
+    fn job(jobs: &Path, id: &str, result: Option<bool>, exit: u8) {
+        let dir = jobs.join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("exit"), exit.to_string()).unwrap();
+        if let Some(complete) = result {
+            let r = crate::result::RunResult {
+                ssal_version: "0".into(),
+                git_commit: "x".into(),
+                config_hash: "h".into(),
+                config: crate::config::ExperimentConfig::default(),
+                device: "cpu".into(),
+                complete,
+                labeled_indices: vec![],
+                cycles: vec![],
+                final_accuracy: None,
+                wall_seconds: 0.0,
+                environment: Default::default(),
+            };
+            crate::result::write(&crate::result::path_in(&dir), &r).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_packed_task_runs_its_jobs_in_turn_past_failures_and_skips_complete_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let jobs = t.path().join("jobs");
+        // Job a fails, b runs after it; c's result is complete (a requeued task), d's is not.
+        for (id, result, exit) in
+            [("a", None, 3), ("b", None, 0), ("c", Some(true), 0), ("d", Some(false), 0), ("e", None, 0)]
+        {
+            job(&jobs, id, result, exit);
+        }
+        let list = t.path().join("list.tasks");
+        std::fs::write(&list, "a\nb\nc\nd\ne\n").unwrap();
+        // A fake ssal: notes which job it ran and exits with the job's code.
+        let ran = t.path().join("ran");
+        let ssal = t.path().join("ssal");
+        std::fs::write(
+            &ssal,
+            format!("#!/bin/bash\necho \"$5\" >> '{}'\necho \"training $5\"\nexit $(cat \"$5/exit\")\n", ran.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&ssal, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let settings = SlurmSettings { jobs_per_task: 2, ..Default::default() };
+        assert_eq!(settings.array_tasks(5), 3);
+        let run = RunCommand { ssal: ssal.clone(), checkpoint_every: 600 };
+        let array = ArrayScript {
+            sweep: "s",
+            task_list: &list,
+            tasks: 3,
+            jobs_dir: &jobs,
+            slurm_log: Path::new("/l/%A_%a.out"),
+            run: &run,
+        };
+        let script = render_array_script(&settings, &array).unwrap();
+        assert!(script.contains("#SBATCH --array=0-2\n") && script.contains("up to 2 jobs per array task"), "{script}");
+        let task = |i: u32| {
+            let o = std::process::Command::new("bash")
+                .args(["-c", &script])
+                .env("SLURM_ARRAY_JOB_ID", "7")
+                .env("SLURM_ARRAY_TASK_ID", i.to_string())
+                .output()
+                .unwrap();
+            (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned())
+        };
+        let ran_jobs = || -> Vec<String> {
+            let text = std::fs::read_to_string(&ran).unwrap_or_default();
+            text.lines().map(|l| Path::new(l).file_name().unwrap().to_string_lossy().into_owned()).collect()
+        };
+        // Task 0: a fails (the task's exit status), b still runs.
+        let (code, out) = task(0);
+        assert_eq!(code, Some(3), "{out}");
+        assert_eq!(ran_jobs(), ["a", "b"]);
+        assert!(out.contains("array task 7_0: job a (1 of 2) failed (exit 3)"), "{out}");
+        let log = std::fs::read_to_string(jobs.join("b/log.txt")).unwrap();
+        assert!(
+            log.starts_with("ssal: array task 7_0 runs job b (2 of 2) on ") && log.contains("\ntraining "),
+            "{log}"
+        );
+        assert!(std::fs::read_to_string(jobs.join("a/log.txt")).unwrap().contains("training"));
+        // Task 1: c is complete and skipped, d (a result not yet complete) runs.
+        let (code, out) = task(1);
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(ran_jobs(), ["a", "b", "d"]);
+        assert!(out.contains("array task 7_1 skips job c (1 of 2): its result is complete"), "{out}");
+        assert!(!jobs.join("c/log.txt").exists());
+        // Task 2 holds the last job alone.
+        assert_eq!(task(2).0, Some(0));
+        assert_eq!(ran_jobs(), ["a", "b", "d", "e"]);
+        // One job per task (the default): task 3 runs line 4.
+        let single =
+            render_array_script(&SlurmSettings::default(), &ArrayScript { tasks: 5, ..array.clone() }).unwrap();
+        assert!(single.contains("#SBATCH --array=0-4\n") && single.contains("one array task per job"), "{single}");
+        let o = std::process::Command::new("bash")
+            .args(["-c", &single])
+            .env("SLURM_ARRAY_JOB_ID", "8")
+            .env("SLURM_ARRAY_TASK_ID", "3")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        assert_eq!(ran_jobs(), ["a", "b", "d", "e", "d"]);
+    }
+
+    #[test]
+    fn packing_needs_a_template_that_packs() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site.j2");
+        std::fs::write(&site, "#!/bin/bash\n#SBATCH --array=0-{{ tasks - 1 }}\n{{ run_command }}\n").unwrap();
+        let one = SlurmSettings { template: Some(site.clone()), ..Default::default() };
+        let s = render(&one);
+        assert!(s.contains("--array=0-5\n"), "a site template without packing still renders: {s}");
+        let two = SlurmSettings { jobs_per_task: 2, ..one };
+        let e = render_one_task(&two).unwrap_err().to_string();
+        assert!(e.contains("site.j2") && e.contains("jobs_per_task = 2") && e.contains("never uses"), "{e}");
+        let zero = toml::from_str::<SlurmSettings>("jobs_per_task = 0").unwrap().validate().unwrap_err();
+        assert_eq!(zero.to_string(), "[slurm] jobs_per_task: must be at least 1");
     }
 }
