@@ -3,14 +3,15 @@
 //! `$SSAL_PYTHON`) and, for diversity sampling, the memory-bandwidth floor. Prints Markdown table
 //! rows (`scripts/bench.sh` collects them into docs/benchmarks.md).
 //!
-//! `cargo bench --bench hotpaths -- diversity [DEVICE]|prune|consistency MODEL POOL|mixmatch [MODEL [DEVICE]]|store`
+//! `cargo bench --bench hotpaths -- diversity [DEVICE]|prune|prune-skips|consistency MODEL POOL|mixmatch [MODEL [DEVICE]]|store`
 //!
 //! Without DEVICE, the CPU rows of the table. With DEVICE (`cuda`: the first GPU; `cpu`: the same
 //! code path on the CPU, to check it), the device rows: ssal on that device against PyTorch eager
 //! on the same device, and for diversity sampling also the NumPy reference on the host's CPU. A run
 //! asked for `cuda` stops with one line when libtorch sees no GPU. `prune`: exact pruned diversity
 //! sampling (issue 20) on clustered, real and uniform matrices, against the unpruned sampler, the
-//! floor and NumPy. `SSAL_BENCH_SMOKE=1` shrinks the device rows and `prune` to a few seconds, to
+//! floor and NumPy; `prune-skips`: only the fractions of distances it skips, untimed.
+//! `SSAL_BENCH_SMOKE=1` shrinks the device rows, `prune` and `prune-skips` to a few seconds, to
 //! check that they run (their numbers then mean nothing).
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -433,11 +434,13 @@ fn prune_rows(name: &str, values: &[f32], d: usize, k: usize, temperatures: &[f6
         println!(
             "| pruned diversity sampling (default `Pruning::Auto`), {name}, T = {temperature}, k = {k}, N = {n}, d = {d} \
              | {auto_s:.3} s | {numpy_text} | {speedup} | {target} | unpruned (`Pruning::Never`) {never_s:.3} s \
-             ({:.2}× Auto's time); {:.1} % of the distance evaluations skipped ({} of {} centres' passes pruned); \
+             ({:.2}× Auto's time); {:.1} % of the distance evaluations skipped ({:.1} % by per-point bounds inside \
+             groups that were read; {} of {} centres' passes pruned); \
              Auto {:.2}× and unpruned {:.2}× the floor ({:.3} s: {k} reads, {:.1} GB/s on {} threads, measured on {}); \
              picks identical to the unpruned sampler's |",
             never_s / auto_s,
             100.0 * stats.skipped_fraction(),
+            100.0 * stats.skipped_in_read_groups_fraction(),
             stats.pruned_centres,
             stats.centres,
             auto_s / floor.seconds,
@@ -552,6 +555,39 @@ fn prune() {
     let (n, d) = uniform;
     let name = "the diversity section's uniform matrix (no clusters)";
     prune_rows(name, &uniform_matrix(n, d), d, k, &[0.0, 0.5], PruneTarget::NotSlower, true);
+}
+
+/// `prune-skips`: the fraction of distance evaluations the pruned sampler skips on issue 20's
+/// clustered and real matrices ((a) and (b) of `prune`, k = 1000, T = 0 and 0.5, first centre row
+/// 0), with `Pruning::Auto` and `Pruning::Always`. Nothing is timed, so unlike `prune` it gives
+/// its answer on a busy machine: the counts do not depend on load.
+fn prune_skips() {
+    let (k, n, cnn_steps) = if smoke() { (200, 20_000, 5) } else { (1_000, 200_000, 300) };
+    let (values, about) = gaussian_mixture(n, 64, 100, 0.25);
+    let mut matrices = vec![(about, EmbeddingMatrix { values, dim: 64 })];
+    matrices.extend(fmnist_features(cnn_steps));
+    for (name, m) in &matrices {
+        let emb = Embeddings::new(&m.values, m.dim).expect("finite");
+        for temperature in [0.0, 0.5] {
+            for pruning in [Pruning::Auto, Pruning::Always] {
+                let options = DiversityOptions { pruning, ..Default::default() };
+                let mut rng = ChaCha8Rng::seed_from_u64(1);
+                let (_, stats) = diversity_sample_stats(&emb, k, temperature, &[0], &mut rng, options).unwrap();
+                println!(
+                    "{name}, N = {}, d = {}, k = {k}, T = {temperature}, {pruning:?}: {:.1} % of the distance \
+                     evaluations skipped, {:.1} % by per-point bounds inside groups that were read ({} of {} \
+                     centres' passes pruned, {} centre distances)",
+                    emb.len(),
+                    m.dim,
+                    100.0 * stats.skipped_fraction(),
+                    100.0 * stats.skipped_in_read_groups_fraction(),
+                    stats.pruned_centres,
+                    stats.centres,
+                    stats.centre_evaluations,
+                );
+            }
+        }
+    }
 }
 
 /// Fashion-MNIST as `config` loads it, with `config`'s augmentation, on the CPU.
@@ -874,9 +910,10 @@ fn main() {
             mixmatch(model, args.get(2).map(|d| parse_device(d)))
         }
         Some("prune") => prune(),
+        Some("prune-skips") => prune_skips(),
         Some("store") => store(),
         _ => eprintln!(
-            "usage: cargo bench --bench hotpaths -- diversity [cpu|cuda] | prune | consistency MODEL POOL | \
+            "usage: cargo bench --bench hotpaths -- diversity [cpu|cuda] | prune | prune-skips | consistency MODEL POOL | \
              mixmatch [small_cnn|wrn28_2 [cpu|cuda]] | store"
         ),
     }

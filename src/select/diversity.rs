@@ -138,25 +138,40 @@ fn pick(nearest: &[f32], temperature: f64, rng: &mut impl Rng) -> Option<usize> 
 /// so that both draw bit for bit the same.
 fn draw_index_order(nearest: &[f32], max: f32, arg: usize, temperature: f64, rng: &mut impl Rng) -> usize {
     let (log_max, exponent) = ((max as f64).ln(), 1.0 / (2.0 * temperature));
-    // T = 0.5 (k-means++): the weight is d² itself, no logarithms needed.
-    let weights: Vec<f64> = if exponent == 1.0 {
-        nearest.iter().map(|&d| d as f64 / max as f64).collect()
-    } else {
-        nearest.iter().map(|&d| if d > 0.0 { (((d as f64).ln() - log_max) * exponent).exp() } else { 0.0 }).collect()
-    };
-    let total: f64 = weights.iter().sum();
-    let mut u = rng.random::<f64>() * total;
-    let mut last_positive = arg;
-    for (i, w) in weights.iter().enumerate() {
-        if *w > 0.0 {
-            if u < *w {
-                return i;
+    if exponent == 1.0 {
+        // T = 0.5 (k-means++): the weight is d² itself, no logarithms needed, and cheaper to
+        // compute twice than to store (the sum and the walk are sequential chains either way).
+        let max = max as f64;
+        return walk(nearest.iter().map(|&d| d as f64 / max), arg, rng);
+    }
+    let weights: Vec<f64> =
+        nearest.iter().map(|&d| if d > 0.0 { (((d as f64).ln() - log_max) * exponent).exp() } else { 0.0 }).collect();
+    walk(weights.iter().copied(), arg, rng)
+}
+
+/// One uniform number times the total of `weights`, located in their running sum ([`locate`]);
+/// `fallback` if no weight is positive. The weights are summed and walked in the same order.
+fn walk(weights: impl Iterator<Item = f64> + Clone, fallback: usize, rng: &mut impl Rng) -> usize {
+    let total: f64 = weights.clone().sum();
+    locate(weights, rng.random::<f64>() * total).map_or(fallback, |(i, _)| i)
+}
+
+/// Where `u` falls in the running sum of `weights`: the first index whose weight exceeds what is
+/// left of `u` after subtracting the positive weights before it, with that rest; when rounding
+/// left `u` at or past the total, the last positive weight's index. None if none is positive.
+/// Shared by the index-order draw and the pruned sampler's grouped draw.
+fn locate(weights: impl Iterator<Item = f64>, mut u: f64) -> Option<(usize, f64)> {
+    let mut last_positive = None;
+    for (i, w) in weights.enumerate() {
+        if w > 0.0 {
+            if u < w {
+                return Some((i, u));
             }
             u -= w;
-            last_positive = i;
+            last_positive = Some((i, u));
         }
     }
-    last_positive // rounding left u just past the total
+    last_positive
 }
 
 /// Selects `k` new rows of `emb` by diversity-based sampling with temperature `temperature`,
@@ -339,6 +354,23 @@ mod tests {
         assert!(!got.contains(&0) && !got.contains(&1));
         // Everything but the labeled points can be drawn.
         assert_eq!(diversity_sample(&e, 18, 0.0, &[0, 1], &mut ChaCha8Rng::seed_from_u64(3)).unwrap().len(), 18);
+    }
+
+    #[test]
+    fn index_order_draw_is_pinned() {
+        // The draw for T > 0 as it was first written (weights collected, summed, walked): these
+        // picks pin it bit for bit, so a faster formulation cannot change what a seed picks.
+        let data: Vec<f32> = (0..1200u32).map(|i| (i.wrapping_mul(7919) % 1009) as f32 / 37.0).collect();
+        let e = Embeddings::new(&data, 4).unwrap();
+        let pinned: [(f64, [usize; 12]); 3] = [
+            (0.5, [107, 28, 118, 169, 64, 261, 65, 110, 296, 39, 101, 297]),
+            (1.0, [107, 27, 119, 166, 64, 261, 65, 110, 295, 35, 101, 296]),
+            (0.25, [105, 26, 116, 163, 61, 263, 63, 118, 295, 37, 109, 293]),
+        ];
+        for (t, want) in pinned {
+            let got = diversity_sample(&e, 12, t, &[5], &mut ChaCha8Rng::seed_from_u64(11)).unwrap();
+            assert_eq!(got, want, "T = {t}");
+        }
     }
 
     #[test]

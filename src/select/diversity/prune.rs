@@ -1,26 +1,31 @@
 //! Exact pruning for the CPU diversity sampler (issue 20): the picks of the unpruned sampler,
 //! pick for pick, without reading the points whose nearest centre provably cannot change.
 //!
-//! Every point keeps its nearest squared distance — bit for bit the unpruned sampler's, being the
-//! same `squared_distance` of the same two rows — and the slot of the centre that attains it;
-//! points are grouped by that centre. A new centre c cannot lower any distance in a group whose
-//! centre g has d(g, c) ≥ 2·r_g (r_g: the group's largest distance), since then
-//! d(x, c) ≥ d(g, c) − d(x, g) ≥ 2·r_g − r_g ≥ d(x, g) for every member x; such a group is skipped
-//! whole. The test carries the rounding error of the computed distances ([`Bounds`]), so a skip
-//! proves that the unpruned pass would have left every distance of the group as it was.
+//! Every point x keeps its nearest squared distance u(x) — bit for bit the unpruned sampler's,
+//! being the same `squared_distance` of the same two rows — and the slot of the centre g that
+//! attains it; points are grouped by that centre. A new centre c cannot lower u(x) when
+//! d(g, c) ≥ 2·d(x, g), since then d(x, c) ≥ d(g, c) − d(x, g) ≥ d(x, g). One centre–centre
+//! distance per group thus gives a cut ([`Bounds::cut`], which carries the rounding error of the
+//! computed distances, so a skip proves that the unpruned pass would have left u(x) as it was):
+//! members with u(x) at or below it are not read (Elkan/Hamerly-style per-point bounds), and a
+//! group whose largest u is at or below it is skipped whole.
 //!
-//! Each group keeps its exact largest distance (lowest index on ties), so T = 0 takes the
-//! unpruned argmax from the group maxima, and T > 0 draws over the identical distances in index
-//! order ([`Draw::IndexOrder`]: identical picks) or walks group weight sums first
-//! ([`Draw::Grouped`]: the same distribution, not the same picks for a seed).
+//! Each group keeps its members sorted by u with their rows gathered contiguously ([`Group`]):
+//! the members above a cut are a suffix, read in one stream, and the skipped ones are never
+//! touched (reading rows scattered over the matrix costs several times a stream); the price is a
+//! copy of the rows, at most twice the matrix, while pruning. The last member is the group's
+//! largest distance (lowest index on ties), so T = 0 takes the unpruned argmax from the group
+//! maxima, and T > 0 draws over the identical distances in index order ([`Draw::IndexOrder`]:
+//! identical picks) or walks group weight sums first ([`Draw::Grouped`]: the same distribution,
+//! not the same picks for a seed).
 //!
 //! [`Pruning::Auto`] starts unpruned (a streaming pass that also records each point's centre) and
 //! every few centres probes what the bounds would skip for the incoming centre; it prunes while
 //! that pays, and goes back to streaming when a window of pruned centres skipped too little.
-use super::{diversity_sample_unpruned, draw_index_order, pick, squared_distance, Embeddings, SelectError};
+use super::{diversity_sample_unpruned, draw_index_order, locate, pick, squared_distance, Embeddings, SelectError};
 use rand::Rng;
 
-/// Whether distance passes skip the groups the triangle inequality rules out.
+/// Whether distance passes skip the points the triangle inequality rules out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pruning {
     /// Prune while it skips enough distance evaluations, stream otherwise (measured as it runs).
@@ -65,6 +70,9 @@ pub struct DiversityStats {
     /// Point–centre distances an unpruned pass over the same centres computes and this run did
     /// not: `points · centres − point_evaluations`.
     pub skipped: u64,
+    /// The part of `skipped` inside groups that were read: members below their group's cut
+    /// (the per-point bounds); the rest of `skipped` is groups skipped whole.
+    pub skipped_in_read_groups: u64,
     /// Centre–centre distances computed for the bounds (the overhead of pruning, probes included).
     pub centre_evaluations: u64,
     /// Centres whose pass was pruned.
@@ -76,11 +84,21 @@ pub struct DiversityStats {
 impl DiversityStats {
     /// Fraction of the unpruned passes' point–centre distances that were skipped.
     pub fn skipped_fraction(&self) -> f64 {
+        self.fraction(self.skipped)
+    }
+
+    /// Fraction of the unpruned passes' point–centre distances skipped by the per-point bounds
+    /// inside groups that were read (the part of [`Self::skipped_fraction`] they add).
+    pub fn skipped_in_read_groups_fraction(&self) -> f64 {
+        self.fraction(self.skipped_in_read_groups)
+    }
+
+    fn fraction(&self, count: u64) -> f64 {
         let all = self.points * self.centres;
         if all == 0 {
             0.0
         } else {
-            self.skipped as f64 / all as f64
+            count as f64 / all as f64
         }
     }
 }
@@ -121,7 +139,10 @@ fn unpruned_with_stats(
     Ok((chosen, stats))
 }
 
-/// When to prune. `Auto`'s numbers are a guess, not yet measured (issue 20's benchmark rows).
+/// When to prune. `Auto`'s thresholds were measured (`bash scripts/bench.sh prune`, session 6)
+/// when group members were read scattered over the matrix, which made a pruned pass cost about
+/// twice a streaming one per distance; with gathered rows it costs about the same, so they are
+/// conservative until measured again (switching to pruning also gathers all rows once).
 #[derive(Debug, Clone, Copy)]
 struct Policy {
     start_pruned: bool,
@@ -162,9 +183,9 @@ impl Bounds {
         (nu < 0.01).then(|| Bounds { gamma: nu / (1.0 - nu), abs: (4.0 * dim as f64 + 32.0) * f64::powi(2.0, -126) })
     }
 
-    /// For a group whose members' computed squared distances to its centre are all ≤ `r`: the
-    /// value that a lower bound of D(g, c)² must reach for no member's computed distance to c to
-    /// fall below its computed distance to g. From s(x, g) ≤ r: D(x, g) ≤ R = √((r + a)/(1 − γ)).
+    /// For members whose computed squared distances to their centre g are ≤ `r`: the value that
+    /// a lower bound of D(g, c)² must reach for no member's computed distance to c to fall below
+    /// its computed distance to g. From s(x, g) ≤ r: D(x, g) ≤ R = √((r + a)/(1 − γ)).
     /// If D(g, c) ≥ R + S with S² = ((1 + γ)R² + 2a)/(1 − γ), then D(x, c) ≥ S and
     /// s(x, c) ≥ (1 − γ)S² − a = (1 + γ)R² + a ≥ s(x, g). The factor 1 + 10⁻⁹ absorbs the f64
     /// rounding of this arithmetic. Infinite when `r` is.
@@ -183,12 +204,40 @@ impl Bounds {
     fn separated(&self, q: f32, threshold: f64) -> bool {
         q.is_finite() && (q as f64 - self.abs).max(0.0) / (1.0 + self.gamma) >= threshold
     }
+
+    /// The per-point bound of a new centre c for the members of g's group, from the computed
+    /// s(g, c) = `q`: a distance at or below the cut cannot drop (in practice the cut is
+    /// q/4·(1 − O(γ))). It is [`Self::threshold`] inverted — with √S ≤ √β·R + √δ for
+    /// β = (1 + γ)/(1 − γ), δ = 2a/(1 − γ) — and then checked with [`Self::separated`], since
+    /// only that check is the proof; as threshold grows with r, the check covers every smaller
+    /// distance. 0 (only zero distances, which cannot drop) when `q` proves nothing.
+    fn cut(&self, q: f32) -> f32 {
+        if !q.is_finite() {
+            return 0.0;
+        }
+        let Bounds { gamma, abs } = *self;
+        let lower = (q as f64 - abs).max(0.0) / (1.0 + gamma);
+        let beta = (1.0 + gamma) / (1.0 - gamma);
+        let root = (lower.sqrt() / (1.0 + 1e-9) - (2.0 * abs / (1.0 - gamma)).sqrt()) / (1.0 + beta.sqrt());
+        let mut cut = (root * root * (1.0 - gamma) - abs).max(0.0) as f32;
+        // f64 rounding on either side may differ in the last bits: a few steps down settle it.
+        for _ in 0..4 {
+            if cut == 0.0 || self.separated(q, self.threshold(cut)) {
+                return cut;
+            }
+            cut = (cut * (1.0 - 1e-6)).min(cut.next_down());
+        }
+        0.0
+    }
 }
 
 /// Slot of the pseudo-group of points that no centre reaches at a finite distance (all of them
-/// before the first centre); never skipped. Also "no index" in [`Summary::arg`].
+/// before the first centre); always read.
 const UNREACHED: u32 = 0;
+/// The centre row of [`UNREACHED`].
 const NONE: u32 = u32::MAX;
+/// A group slot whose member moved to a later centre.
+const DEAD: u32 = u32::MAX;
 
 /// How group weights for [`Draw::Grouped`] are kept: none (T = 0 or the index-order draw), d²
 /// itself (T = 0.5), or exp((ln d² − ln max_g)·e) relative to the group's largest distance.
@@ -199,73 +248,6 @@ enum Weights {
     Pow(f64),
 }
 
-/// A set of points' largest distance, its lowest index, and their weight sum ([`Weights`]).
-#[derive(Debug, Clone, Copy)]
-struct Summary {
-    max: f32,
-    arg: u32,
-    weight: f64,
-}
-
-const EMPTY: Summary = Summary { max: f32::NEG_INFINITY, arg: NONE, weight: 0.0 };
-
-impl Summary {
-    fn of(members: &[u32], nearest: &[f32], weights: Weights) -> Summary {
-        let mut s = EMPTY;
-        for &x in members {
-            let d = nearest[x as usize];
-            if d > s.max || (d == s.max && x < s.arg) {
-                (s.max, s.arg) = (d, x);
-            }
-        }
-        s.weight = weight_sum(members, nearest, s.max, weights);
-        s
-    }
-
-    fn combine(self, other: Summary, weights: Weights) -> Summary {
-        if other.arg == NONE {
-            return self;
-        }
-        if self.arg == NONE {
-            return other;
-        }
-        let (max, arg) = if other.max > self.max || (other.max == self.max && other.arg < self.arg) {
-            (other.max, other.arg)
-        } else {
-            (self.max, self.arg)
-        };
-        let weight = match weights {
-            Weights::None => 0.0,
-            Weights::Linear => self.weight + other.weight,
-            Weights::Pow(e) => rescale(self.weight, self.max, max, e) + rescale(other.weight, other.max, max, e),
-        };
-        Summary { max, arg, weight }
-    }
-}
-
-/// A weight sum relative to `from` (a group's largest distance) re-expressed relative to `to`.
-fn rescale(weight: f64, from: f32, to: f32, e: f64) -> f64 {
-    if weight == 0.0 {
-        0.0
-    } else {
-        weight * (((from as f64).ln() - (to as f64).ln()) * e).exp()
-    }
-}
-
-fn weight_sum(members: &[u32], nearest: &[f32], max: f32, weights: Weights) -> f64 {
-    match weights {
-        Weights::None => 0.0,
-        Weights::Linear => members.iter().map(|&x| nearest[x as usize] as f64).sum(),
-        Weights::Pow(e) => {
-            if !(max > 0.0 && max.is_finite()) {
-                return 0.0;
-            }
-            let log_max = (max as f64).ln();
-            members.iter().map(|&x| pow_weight(nearest[x as usize], log_max, e)).sum()
-        }
-    }
-}
-
 fn pow_weight(d: f32, log_max: f64, e: f64) -> f64 {
     if d > 0.0 {
         (((d as f64).ln() - log_max) * e).exp()
@@ -274,29 +256,104 @@ fn pow_weight(d: f32, log_max: f64, e: f64) -> f64 {
     }
 }
 
-/// The points whose nearest centre is `centre` (sorted), with their summary, and the threshold
-/// of [`Bounds::threshold`] for their largest distance.
+/// The points whose nearest centre is one slot's centre ([`UNREACHED`]: none): their indices,
+/// nearest squared distances and rows, the rows gathered so that a pass reads the members it must
+/// in one stream. Sorted by distance ascending, ties by index descending: the members above a cut
+/// are a suffix, and the last member is the group's largest distance with the lowest index among
+/// equals (the unpruned argmax's tie rule). A member that moves to a later centre leaves a dead
+/// slot ([`DEAD`], its distance kept so that the order stays sorted) until [`Group::tidy`]
+/// compacts the group.
 #[derive(Debug)]
 struct Group {
-    centre: u32,
-    members: Vec<u32>,
-    sum: Summary,
-    threshold: f64,
+    ids: Vec<u32>,
+    dist: Vec<f32>,
+    rows: Vec<f32>,
+    dead: usize,
+    /// [`Draw::Grouped`]'s weight sum of the live members ([`Weights`]; 0 if none are kept).
+    weight: f64,
 }
 
-/// A run of one group's members, evaluated by one thread.
-struct Unit<'m> {
-    slot: u32,
-    offset: usize,
-    members: &'m mut [u32],
+impl Group {
+    /// A group of `members` (distance, index, row in `rows`), sorted and gathered here.
+    fn gather(mut members: Vec<(f32, u32, u32)>, rows: &[f32], dim: usize, weights: Weights) -> Group {
+        members.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut group = Group {
+            ids: members.iter().map(|m| m.1).collect(),
+            dist: members.iter().map(|m| m.0).collect(),
+            rows: Vec::with_capacity(members.len() * dim),
+            dead: 0,
+            weight: 0.0,
+        };
+        for &(_, _, r) in &members {
+            group.rows.extend_from_slice(&rows[r as usize * dim..][..dim]);
+        }
+        group.weight = group.weight_sum(weights);
+        group
+    }
+
+    /// The largest distance and its index (the last member), if any member is left.
+    fn max(&self) -> Option<(f32, u32)> {
+        self.dist.last().map(|&d| (d, self.ids[self.ids.len() - 1]))
+    }
+
+    /// The live members' (index, distance), in the group's order.
+    fn live(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
+        self.ids.iter().zip(&self.dist).filter(|(x, _)| **x != DEAD).map(|(&x, &d)| (x, d))
+    }
+
+    fn weight_sum(&self, weights: Weights) -> f64 {
+        match (weights, self.max()) {
+            (Weights::Linear, _) => self.live().map(|(_, d)| d as f64).sum(),
+            (Weights::Pow(e), Some((max, _))) if max > 0.0 && max.is_finite() => {
+                let log_max = (max as f64).ln();
+                self.live().map(|(_, d)| pow_weight(d, log_max, e)).sum()
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// After members moved out: drops trailing dead slots (so the last member is the largest
+    /// again), and copies the live members into exact-size storage once they fill less than half
+    /// of it (each copy is paid for by as many removals, and the storage stays within twice the
+    /// live rows), then renews the weight sum.
+    fn tidy(&mut self, dim: usize, weights: Weights) {
+        while self.ids.last() == Some(&DEAD) {
+            self.ids.pop();
+            self.dist.pop();
+            self.dead -= 1;
+        }
+        self.rows.truncate(self.ids.len() * dim);
+        let live = self.ids.len() - self.dead;
+        if live * 2 < self.ids.capacity() {
+            let (mut ids, mut dist, mut rows) =
+                (Vec::with_capacity(live), Vec::with_capacity(live), Vec::with_capacity(live * dim));
+            for (p, (x, d)) in self.ids.iter().zip(&self.dist).enumerate().filter(|(_, (x, _))| **x != DEAD) {
+                ids.push(*x);
+                dist.push(*d);
+                rows.extend_from_slice(&self.rows[p * dim..][..dim]);
+            }
+            (self.ids, self.dist, self.rows, self.dead) = (ids, dist, rows, 0);
+        }
+        self.weight = self.weight_sum(weights);
+    }
 }
 
-/// What a unit left: its first `kept` members are those whose distance did not drop.
-struct UnitOut {
+/// A run of one group's slots above its cut, evaluated by one thread.
+struct Unit<'g> {
     slot: u32,
-    offset: usize,
-    kept: usize,
-    sum: Summary,
+    ids: &'g mut [u32],
+    dist: &'g [f32],
+    rows: &'g [f32],
+}
+
+/// What one thread's units left: the members whose distance dropped (index, new distance, row),
+/// how many left each unit's group, and the distances computed.
+#[derive(Default)]
+struct Moved {
+    members: Vec<(f32, u32, u32)>,
+    rows: Vec<f32>,
+    left: Vec<(u32, usize)>,
+    evaluated: u64,
 }
 
 /// Below this many values a thread costs more than it saves (as in the unpruned pass).
@@ -425,7 +482,6 @@ impl<'e, 'a> Sampler<'e, 'a> {
         if self.pruning {
             let (points, centres) = self.pruned_pass(c, slot);
             self.stats.point_evaluations += points;
-            self.stats.centre_evaluations += centres;
             self.stats.pruned_centres += 1;
             self.window.0 += 1;
             self.window.1 += points + centres;
@@ -443,7 +499,7 @@ impl<'e, 'a> Sampler<'e, 'a> {
             self.streaming_pass(c, slot);
             self.stats.point_evaluations += n;
         }
-        // As the unpruned sampler does; already so, since s(c, c) = 0 and c's group is read.
+        // As the unpruned sampler does; already so, since s(c, c) = 0 and c is always read.
         debug_assert_eq!(self.nearest[c], 0.0);
         self.nearest[c] = 0.0;
     }
@@ -496,111 +552,92 @@ impl<'e, 'a> Sampler<'e, 'a> {
         out
     }
 
-    /// What a pruned pass would skip for centre `c`, as a fraction of N less the centre
-    /// distances it costs, from one O(N) scan of the slots (no point rows read).
-    fn probe(&mut self, c: usize) -> f64 {
-        let slots = self.centres.len();
-        let mut count = vec![0u64; slots];
-        let mut max = vec![f32::NEG_INFINITY; slots];
-        for (&g, &d) in self.assign.iter().zip(&self.nearest) {
-            count[g as usize] += 1;
-            max[g as usize] = max[g as usize].max(d);
-        }
-        let forced = if self.nearest[c] > 0.0 { self.assign[c] as usize } else { usize::MAX };
-        let mut skipped = 0u64;
+    /// Each slot's cut for the new centre `c` given each slot's largest distance: the members at
+    /// or below it keep their distance ([`Bounds::cut`]). ∞ (nothing read) for empty slots and
+    /// slots whose distances are all 0 (selected points, duplicates), which cannot drop and cost
+    /// no centre distance; 0 for [`UNREACHED`]. In c's own slot the cut stays below c's distance,
+    /// so c is read and moves to its own group (the bound rules this out anyway, as s(c, c) = 0).
+    /// Returns the cuts and the centre distances computed.
+    fn cuts(&self, c: usize, maxima: impl Iterator<Item = f32>) -> (Vec<f32>, u64) {
+        let mut cuts = vec![f32::INFINITY; self.centres.len()];
         let (mut rows, mut asked) = (Vec::new(), Vec::new());
-        for g in 1..slots {
-            if count[g] == 0 {
+        for (g, max) in maxima.enumerate() {
+            if !(max > 0.0) {
                 continue;
             }
-            if max[g] == 0.0 {
-                skipped += count[g];
-            } else if g != forced && max[g].is_finite() {
+            if g == UNREACHED as usize {
+                cuts[g] = 0.0;
+            } else {
                 rows.push(self.centres[g]);
                 asked.push(g);
             }
         }
         let q = self.centre_distances(&rows, c);
         for (&g, &q) in asked.iter().zip(&q) {
-            if self.bounds.separated(q, self.bounds.threshold(max[g])) {
-                skipped += count[g];
-            }
+            cuts[g] = self.bounds.cut(q);
         }
-        self.stats.centre_evaluations += rows.len() as u64;
-        (skipped as f64 - rows.len() as f64) / self.nearest.len() as f64
+        if self.nearest[c] > 0.0 {
+            let own = &mut cuts[self.assign[c] as usize];
+            *own = own.min(self.nearest[c].next_down());
+        }
+        (cuts, rows.len() as u64)
     }
 
-    /// Groups from the slots recorded by the streaming passes (members in index order).
+    /// What a pruned pass would skip for centre `c`, as a fraction of N less the centre
+    /// distances it costs, from two O(N) scans of the slots and distances (no rows read).
+    fn probe(&mut self, c: usize) -> f64 {
+        let mut max = vec![f32::NEG_INFINITY; self.centres.len()];
+        for (&g, &d) in self.assign.iter().zip(&self.nearest) {
+            max[g as usize] = max[g as usize].max(d);
+        }
+        let (cuts, centres) = self.cuts(c, max.into_iter());
+        let skipped = self.assign.iter().zip(&self.nearest).filter(|(&g, &d)| d <= cuts[g as usize]).count();
+        self.stats.centre_evaluations += centres;
+        (skipped as f64 - centres as f64) / self.nearest.len() as f64
+    }
+
+    /// Groups from the slots recorded by the streaming passes.
     fn rebuild(&mut self) {
-        let slots = self.centres.len();
-        let mut count = vec![0usize; slots];
-        for &g in &self.assign {
-            count[g as usize] += 1;
+        let mut members: Vec<Vec<(f32, u32, u32)>> = (0..self.centres.len()).map(|_| Vec::new()).collect();
+        for (x, (&g, &d)) in self.assign.iter().zip(&self.nearest).enumerate() {
+            members[g as usize].push((d, x as u32, x as u32));
         }
-        let mut groups: Vec<Group> = (0..slots)
-            .map(|g| Group {
-                centre: self.centres[g],
-                members: Vec::with_capacity(count[g]),
-                sum: EMPTY,
-                threshold: f64::INFINITY,
-            })
-            .collect();
-        for (x, &g) in self.assign.iter().enumerate() {
-            groups[g as usize].members.push(x as u32);
-        }
-        for (g, group) in groups.iter_mut().enumerate() {
-            group.sum = Summary::of(&group.members, &self.nearest, self.weights);
-            group.threshold = self.threshold_of(g, group.sum.max);
-        }
-        self.groups = groups;
+        let (emb, weights) = (self.emb, self.weights);
+        self.groups = members.into_iter().map(|m| Group::gather(m, emb.values(), emb.dim, weights)).collect();
     }
 
-    fn threshold_of(&self, slot: usize, max: f32) -> f64 {
-        if slot == UNREACHED as usize {
-            f64::INFINITY
-        } else {
-            self.bounds.threshold(max)
-        }
-    }
-
-    /// The pruned pass for centre `c` (slot `slot`): reads only the groups the bounds cannot
-    /// rule out. Returns the point and centre distances computed.
+    /// The pruned pass for centre `c` (slot `slot`): reads only the members above their group's
+    /// cut. Returns the point and centre distances computed.
     fn pruned_pass(&mut self, c: usize, slot: u32) -> (u64, u64) {
-        // c's own group is always read (then c moves to its own group, at distance 0); the
-        // bounds could not rule it out anyway, as d(g, c) ≤ r_g.
-        let forced = if self.nearest[c] > 0.0 { self.assign[c] as usize } else { usize::MAX };
-        let mut scan = vec![false; self.groups.len()];
-        let (mut rows, mut asked) = (Vec::new(), Vec::new());
-        for (g, group) in self.groups.iter().enumerate() {
-            // Zero distances cannot drop: such groups (selected points, duplicates) are skipped.
-            if group.members.is_empty() || !(group.sum.max > 0.0) {
-                continue;
-            }
-            if g == forced || !group.threshold.is_finite() {
-                scan[g] = true;
-            } else {
-                rows.push(group.centre);
-                asked.push(g);
-            }
-        }
-        let q = self.centre_distances(&rows, c);
-        for (&g, &q) in asked.iter().zip(&q) {
-            scan[g] = !self.bounds.separated(q, self.groups[g].threshold);
-        }
+        let (cuts, centres) = self.cuts(c, self.groups.iter().map(|g| g.max().map_or(f32::NEG_INFINITY, |m| m.0)));
+        self.stats.centre_evaluations += centres;
+        let (emb, dim, threads) = (self.emb, self.emb.dim, self.threads);
 
-        let (emb, nearest, weights, threads) = (self.emb, &self.nearest, self.weights, self.threads);
-        let total: usize = self.groups.iter().zip(&scan).filter(|(_, s)| **s).map(|(g, _)| g.members.len()).sum();
-        let parallel = threads > 1 && total * emb.dim >= PARALLEL_VALUES;
+        // The slots above each cut: a suffix of every group whose largest distance is above it.
+        let mut suffixes = Vec::new();
+        let (mut total, mut live_read) = (0, 0u64);
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            let cut = cuts[g];
+            if group.max().is_some_and(|(max, _)| max > cut) {
+                let start = group.dist.partition_point(|&d| d <= cut);
+                total += group.ids.len() - start;
+                live_read += (group.ids.len() - group.dead) as u64;
+                suffixes.push((g as u32, start, group));
+            }
+        }
+        let parallel = threads > 1 && total * dim >= PARALLEL_VALUES;
         let unit = if parallel { (total / (threads * 4)).max(512) } else { usize::MAX };
         let mut units = Vec::new();
-        for (g, group) in self.groups.iter_mut().enumerate().filter(|(g, _)| scan[*g]) {
-            for (i, members) in group.members.chunks_mut(unit).enumerate() {
-                units.push(Unit { slot: g as u32, offset: i * unit, members });
+        for (g, start, group) in suffixes {
+            let Group { ids, dist, rows, .. } = group;
+            let chunks = ids[start..].chunks_mut(unit).zip(dist[start..].chunks(unit));
+            for ((ids, dist), rows) in chunks.zip(rows[start * dim..].chunks(unit.saturating_mul(dim))) {
+                units.push(Unit { slot: g, ids, dist, rows });
             }
         }
         let centre = emb.row(c);
-        let results: Vec<(Vec<UnitOut>, Vec<(u32, f32)>)> = if !parallel {
-            vec![evaluate(units, emb, nearest, centre, weights)]
+        let mut results: Vec<Moved> = if !parallel {
+            vec![evaluate(units, centre)]
         } else {
             let target = total.div_ceil(threads);
             let mut batches = vec![Vec::new()];
@@ -610,51 +647,39 @@ impl<'e, 'a> Sampler<'e, 'a> {
                     batches.push(Vec::new());
                     size = 0;
                 }
-                size += u.members.len();
+                size += u.ids.len();
                 batches.last_mut().unwrap().push(u);
             }
             std::thread::scope(|s| {
-                let handles: Vec<_> =
-                    batches.into_iter().map(|b| s.spawn(move || evaluate(b, emb, nearest, centre, weights))).collect();
+                let handles: Vec<_> = batches.into_iter().map(|b| s.spawn(move || evaluate(b, centre))).collect();
                 handles.into_iter().map(|h| h.join().expect("distance thread panicked")).collect()
             })
         };
 
-        // Compact each scanned group's kept members (units are in slot and offset order).
-        let mut current: Option<(usize, usize, Summary)> = None;
-        let outs = results.iter().flat_map(|(outs, _)| outs);
-        for out in outs {
-            let g = out.slot as usize;
-            if current.is_some_and(|(cg, _, _)| cg != g) {
-                self.finish_group(current.take().unwrap());
-            }
-            let (_, dst, sum) = current.get_or_insert((g, 0, EMPTY));
-            self.groups[g].members.copy_within(out.offset..out.offset + out.kept, *dst);
-            *dst += out.kept;
-            *sum = sum.combine(out.sum, weights);
+        let mut moved = results.pop().unwrap_or_default();
+        for mut other in results {
+            let base = (moved.rows.len() / dim) as u32;
+            moved.members.extend(other.members.iter().map(|&(d, x, r)| (d, x, base + r)));
+            moved.rows.append(&mut other.rows);
+            moved.left.append(&mut other.left);
+            moved.evaluated += other.evaluated;
         }
-        if let Some(last) = current {
-            self.finish_group(last);
+        let mut touched = vec![false; self.groups.len()];
+        for &(g, left) in &moved.left {
+            self.groups[g as usize].dead += left;
+            touched[g as usize] |= left > 0;
         }
-
+        for (group, _) in self.groups.iter_mut().zip(&touched).filter(|(_, t)| **t) {
+            group.tidy(dim, self.weights);
+        }
         // The points whose distance dropped form the new centre's group.
-        let mut members = Vec::with_capacity(results.iter().map(|(_, m)| m.len()).sum());
-        for &(x, d) in results.iter().flat_map(|(_, moved)| moved) {
+        for &(d, x, _) in &moved.members {
             self.nearest[x as usize] = d;
             self.assign[x as usize] = slot;
-            members.push(x);
         }
-        members.sort_unstable();
-        let sum = Summary::of(&members, &self.nearest, weights);
-        let threshold = self.threshold_of(slot as usize, sum.max);
-        self.groups.push(Group { centre: c as u32, members, sum, threshold });
-        (total as u64, rows.len() as u64)
-    }
-
-    fn finish_group(&mut self, (g, len, sum): (usize, usize, Summary)) {
-        self.groups[g].members.truncate(len);
-        self.groups[g].sum = sum;
-        self.groups[g].threshold = self.threshold_of(g, sum.max);
+        self.groups.push(Group::gather(moved.members, &moved.rows, dim, self.weights));
+        self.stats.skipped_in_read_groups += live_read - moved.evaluated;
+        (moved.evaluated, centres)
     }
 
     /// The next pick, as the unpruned sampler's `pick` draws it (or by groups, see [`Draw`]).
@@ -663,11 +688,14 @@ impl<'e, 'a> Sampler<'e, 'a> {
             return pick(&self.nearest, self.temperature, rng);
         }
         // The largest distance, lowest index on ties: the unpruned argmax.
-        let mut best = EMPTY;
-        for group in &self.groups {
-            best = best.combine(group.sum, Weights::None);
-        }
-        let (max, arg) = (best.max, best.arg as usize);
+        let best = self.groups.iter().filter_map(Group::max).fold((f32::NEG_INFINITY, NONE), |best, (d, x)| {
+            if d > best.0 || (d == best.0 && x < best.1) {
+                (d, x)
+            } else {
+                best
+            }
+        });
+        let (max, arg) = (best.0, best.1 as usize);
         if !(max > 0.0) {
             return None;
         }
@@ -682,78 +710,52 @@ impl<'e, 'a> Sampler<'e, 'a> {
 
     /// One uniform number against the groups' weight sums, then against one group's members.
     fn draw_grouped(&self, max: f32, arg: usize, rng: &mut impl Rng) -> usize {
-        let factor = |g: &Group| match self.weights {
-            Weights::Pow(e) if g.sum.max > 0.0 => (((g.sum.max as f64).ln() - (max as f64).ln()) * e).exp(),
-            Weights::Pow(_) => 0.0,
+        let factor = |g: &Group| match (self.weights, g.max()) {
+            (Weights::Pow(e), Some((m, _))) if m > 0.0 => (((m as f64).ln() - (max as f64).ln()) * e).exp(),
+            (Weights::Pow(_), _) => 0.0,
             _ => 1.0,
         };
-        let totals: Vec<f64> = self.groups.iter().map(|g| g.sum.weight * factor(g)).collect();
+        let totals: Vec<f64> = self.groups.iter().map(|g| g.weight * factor(g)).collect();
         let total: f64 = totals.iter().sum();
-        let mut u = rng.random::<f64>() * total;
-        let mut last = None;
-        for (g, &t) in totals.iter().enumerate() {
-            if t > 0.0 {
-                if u < t {
-                    return self.draw_in_group(g, u / factor(&self.groups[g])).unwrap_or(arg);
-                }
-                u -= t;
-                last = Some(g);
-            }
-        }
-        // Rounding left u just past the total.
-        last.and_then(|g| self.draw_in_group(g, f64::INFINITY)).unwrap_or(arg)
-    }
-
-    fn draw_in_group(&self, g: usize, mut u: f64) -> Option<usize> {
+        let Some((g, u)) = locate(totals.iter().copied(), rng.random::<f64>() * total) else {
+            return arg;
+        };
         let group = &self.groups[g];
-        let log_max = (group.sum.max as f64).ln();
-        let mut last_positive = None;
-        for &x in &group.members {
-            let d = self.nearest[x as usize];
-            let w = match self.weights {
-                Weights::Pow(e) => pow_weight(d, log_max, e),
-                _ => d as f64,
-            };
-            if w > 0.0 {
-                if u < w {
-                    return Some(x as usize);
-                }
-                u -= w;
-                last_positive = Some(x as usize);
-            }
-        }
-        last_positive
+        let log_max = group.max().map_or(0.0, |(m, _)| (m as f64).ln());
+        let weight = |(x, d): (&u32, &f32)| match self.weights {
+            _ if *x == DEAD => 0.0,
+            Weights::Pow(e) => pow_weight(*d, log_max, e),
+            _ => *d as f64,
+        };
+        let members = group.ids.iter().zip(&group.dist).map(weight);
+        locate(members, u / factor(group)).map_or(arg, |(i, _)| group.ids[i] as usize)
     }
 }
 
-/// Evaluates units of group members against the centre row: a member whose distance drops is
-/// returned as moved (with its new distance), the others are kept in place at the unit's front.
-fn evaluate(
-    units: Vec<Unit>,
-    emb: &Embeddings,
-    nearest: &[f32],
-    centre: &[f32],
-    weights: Weights,
-) -> (Vec<UnitOut>, Vec<(u32, f32)>) {
-    let mut outs = Vec::with_capacity(units.len());
-    let mut moved = Vec::new();
+/// Evaluates units of group slots against the centre row: a live member whose distance drops is
+/// recorded as moved (with its new distance and row) and its slot marked [`DEAD`].
+fn evaluate(units: Vec<Unit>, centre: &[f32]) -> Moved {
+    let dim = centre.len();
+    let mut out = Moved::default();
     for unit in units {
-        let mut kept = 0;
-        for p in 0..unit.members.len() {
-            let x = unit.members[p];
+        let mut left = 0;
+        for ((x, &u), row) in unit.ids.iter_mut().zip(unit.dist).zip(unit.rows.chunks_exact(dim)) {
+            if *x == DEAD {
+                continue;
+            }
             // The unpruned pass's expression and comparison, bit for bit.
-            let d = squared_distance(emb.row(x as usize), centre);
-            if d < nearest[x as usize] {
-                moved.push((x, d));
-            } else {
-                unit.members[kept] = x;
-                kept += 1;
+            let d = squared_distance(row, centre);
+            out.evaluated += 1;
+            if d < u {
+                out.members.push((d, *x, (out.rows.len() / dim) as u32));
+                out.rows.extend_from_slice(row);
+                *x = DEAD;
+                left += 1;
             }
         }
-        let sum = Summary::of(&unit.members[..kept], nearest, weights);
-        outs.push(UnitOut { slot: unit.slot, offset: unit.offset, kept, sum });
+        out.left.push((unit.slot, left));
     }
-    (outs, moved)
+    out
 }
 
 #[cfg(test)]

@@ -166,6 +166,45 @@ fn identical_picks_with_labeled_starting_centres() {
     assert_identical(&emb, 120, &every_tenth, "200 labeled");
 }
 
+/// Six tight clusters on a line 10 apart, their centre rows first (to be labeled), each with an
+/// outlier 30 above its centre (rows 246..252): every group's largest distance is an outlier's
+/// 900, which no other centre is 60 away from, so no group can be skipped whole, while the tight
+/// members are far below every per-point cut.
+fn clusters_with_outliers() -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut data: Vec<f32> = (0..6).flat_map(|i| [10.0 * i as f32, 0.0]).collect();
+    for i in 0..6 {
+        for _ in 0..40 {
+            let noise: [f32; 2] = [rng.sample(StandardNormal), rng.sample(StandardNormal)];
+            data.extend([10.0 * i as f32 + 0.05 * noise[0], 0.05 * noise[1]]);
+        }
+    }
+    data.extend((0..6).flat_map(|i| [10.0 * i as f32, 30.0]));
+    data
+}
+
+#[test]
+fn per_point_bounds_skip_where_no_group_can_be_skipped() {
+    let data = clusters_with_outliers();
+    let emb = Embeddings::new(&data, 2).unwrap();
+    let labeled: Vec<usize> = (0..6).collect();
+    // Two picks: the passes of the 6 labeled centres and of the first pick (an outlier, 900 from
+    // its centre; ties to the lowest index) all read every group that has members to move.
+    for t in [0.0, 0.5] {
+        let want = reference(&emb, 2, t, &labeled, 0);
+        let (got, stats) = pruned(&emb, 2, t, &labeled, 0, Policy::ALWAYS);
+        assert_eq!(got, want, "T = {t}");
+        assert_eq!(stats.centres, 7);
+        assert!(stats.skipped_in_read_groups > 0, "T = {t}: {stats:?}");
+        assert_eq!(stats.skipped, stats.skipped_in_read_groups, "T = {t}: a group was skipped whole: {stats:?}");
+    }
+    assert_eq!(reference(&emb, 2, 0.0, &labeled, 0), vec![246, 249]); // 247, 248: near 246
+                                                                      // Longer runs, where groups also get skipped whole, at every temperature and policy.
+    let always = assert_identical(&emb, 60, &labeled, "clusters with outliers, labeled");
+    assert!(always.iter().all(|s| s.skipped_in_read_groups > 0 && s.skipped > s.skipped_in_read_groups));
+    assert_identical(&emb, 60, &[], "clusters with outliers");
+}
+
 #[test]
 fn identical_picks_in_one_dimension() {
     let data = gaussian(3000, 1, 7);
@@ -318,14 +357,26 @@ fn skip_test_is_sound_at_the_triangle_boundary() {
             let eps = [0.0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3][trial % 6] as f32;
             let x: Vec<f32> = g.iter().zip(&v).map(|(g, v)| g + v).collect();
             let c: Vec<f32> = g.iter().zip(&v).map(|(g, v)| g + 2.0 * (1.0 + eps) * v).collect();
-            let r = squared_distance(&x, &g);
-            if bounds.separated(squared_distance(&g, &c), bounds.threshold(r)) {
+            let (r, q) = (squared_distance(&x, &g), squared_distance(&g, &c));
+            let cut = bounds.cut(q);
+            if bounds.separated(q, bounds.threshold(r)) || r <= cut {
                 skips += 1;
                 assert!(squared_distance(&x, &c) >= r, "dim {dim}, eps {eps}");
             }
+            // The cut is the threshold inverted: proven, and within 10⁻⁴ of the exact q/4.
+            assert!(bounds.separated(q, bounds.threshold(cut)), "dim {dim}: q {q}, cut {cut}");
+            assert!(cut as f64 >= q as f64 / 4.0 * (1.0 - 1e-4), "dim {dim}: q {q}, cut {cut}");
         }
         assert!(skips > 0, "dim {dim}: the bound should be tight enough to skip at ε = 1e-3");
     }
+    // Nothing to prove from an infinite or zero centre distance; tiny ones prove tiny cuts.
+    let bounds = Bounds::new(8).unwrap();
+    assert_eq!((bounds.cut(f32::INFINITY), bounds.cut(0.0)), (0.0, 0.0));
+    for q in [1e-38f32, 1e-30, 3e38, f32::MAX] {
+        let cut = bounds.cut(q);
+        assert!(cut <= q / 4.0 && (cut == 0.0 || bounds.separated(q, bounds.threshold(cut))), "q {q}: cut {cut}");
+    }
+    assert!(bounds.cut(1e-30) > 2e-31 && bounds.cut(f32::MAX) > 8e37);
     // Zero radius is never a reason to read a group, and infinite ones are always read.
     let bounds = Bounds::new(4).unwrap();
     assert!(!bounds.separated(f32::INFINITY, bounds.threshold(1.0)));
@@ -341,6 +392,7 @@ fn stats_and_errors() {
     let (got, stats) = diversity_sample_stats(&emb, 10, 0.5, &[3, 3, 4], &mut rng, never).unwrap();
     assert_eq!(got, reference(&emb, 10, 0.5, &[3, 3, 4], 0));
     assert_eq!((stats.centres, stats.skipped, stats.point_evaluations), (12, 0, 1200));
+    assert_eq!(stats.skipped_in_read_groups, 0);
     for options in [DiversityOptions::default(), never] {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let too_many = diversity_sample_stats(&emb, 100, 0.0, &[1], &mut rng, options);
