@@ -337,12 +337,6 @@ pub enum DeviceChoice {
     Cuda,
 }
 
-/// `true`, for serde defaults of switches that are on unless turned off (shared by every config
-/// section).
-pub(crate) fn default_true() -> bool {
-    true
-}
-
 // The defaults of each section, one `Default` per struct: serde fills every field a file leaves
 // out from them (struct-level `#[serde(default)]`), the field docs state them, and job ids are
 // the differences from them (`content_hash`).

@@ -32,30 +32,23 @@ pub enum SweepError {
 }
 
 /// A sweep file as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct SweepFile {
     /// Name of the sweep (results go to `results/<name>/`). Default: the file's stem.
-    #[serde(default)]
     name: Option<String>,
     /// Shuffle the job order with this seed (e.g. to spread expensive jobs). Default: no shuffle.
-    #[serde(default)]
     shuffle_seed: Option<u64>,
     /// The experiment config every job starts from. Default: all defaults.
-    #[serde(default)]
     base: Table,
     /// Axes: dotted config field → list of values, written quoted (`"mixmatch.lambda_u" = […]`)
     /// or as TOML dotted keys / sub-tables (`mixmatch.lambda_u = […]`). Default: no axis (one job).
-    #[serde(default)]
     grid: BTreeMap<Spanned<String>, Value>,
     /// Partial combinations removed from the product (a job matching all fields of one is dropped).
-    #[serde(default)]
     exclude: Vec<BTreeMap<Spanned<String>, Value>>,
     /// Extra combinations added after the product (fields not given take the base values).
-    #[serde(default)]
     include: Vec<BTreeMap<Spanned<String>, Value>>,
     /// Resources and behaviour of Slurm job arrays. Default: see [`SlurmSettings`].
-    #[serde(default)]
     slurm: SlurmSettings,
 }
 

@@ -9,104 +9,77 @@ const ARRAY_TEMPLATE: &str = include_str!("../../../templates/slurm-array.sh.j2"
 
 /// `[slurm]` in a sweep file: resources of each array task and how the sweep uses the queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SlurmSettings {
     /// `--partition`. Default: the cluster's default partition.
-    #[serde(default)]
     pub partition: Option<String>,
     /// `--account`. Default: the user's default account.
-    #[serde(default)]
     pub account: Option<String>,
     /// `--qos`. Default: none.
-    #[serde(default)]
     pub qos: Option<String>,
     /// `--time` of one task (a task near it checkpoints and is requeued). Default: "24:00:00".
-    #[serde(default = "default_time")]
     pub time: String,
     /// `--mem`. Default: "16G".
-    #[serde(default = "default_mem")]
     pub mem: String,
     /// `--cpus-per-task`. Default: 4.
-    #[serde(default = "default_cpus")]
     pub cpus_per_task: u32,
     /// `--gres`, e.g. "gpu:1". Default: none.
-    #[serde(default)]
     pub gres: Option<String>,
     /// At most this many tasks of one array run at once (`--array=…%N`). Default: no limit.
-    #[serde(default)]
     pub throttle: Option<usize>,
     /// At most this many of the sweep's tasks queued or running at once; later chunks are
     /// submitted as earlier ones finish (sites cap users at 100–1,000). Default: 500.
-    #[serde(default = "default_max_queued")]
     pub max_queued: usize,
     /// Seconds before the time limit at which Slurm sends USR1 (`--signal=B:USR1@N`). Default: 120.
-    #[serde(default = "default_signal")]
     pub signal_seconds: u32,
     /// Requeue a task that checkpointed before its time limit (`--requeue`). Default: true.
-    #[serde(default = "crate::config::default_true")]
     pub requeue: bool,
     /// Attempts per job before a failed job is left failed. Default: 3.
-    #[serde(default = "default_attempts")]
     pub max_attempts: u32,
     /// Circuit breaker: once this many attempts of the sweep have failed, nothing more is
     /// submitted (`--wait` and `resume` say which error the failures share). Default: 10.
-    #[serde(default = "default_max_failures")]
     pub max_failures: u32,
     /// Jobs run one after another inside one array task (packing short jobs: fewer tasks for
     /// the scheduler and the per-user limits). Each keeps its own log, checkpoint and result; a
     /// failed job does not stop the next (the task then exits non-zero); a requeued task skips
     /// the jobs whose result is complete. `time` must cover them all. Slurm only: the local
     /// backend runs one job per slot. Default: 1.
-    #[serde(default = "default_jobs_per_task")]
     pub jobs_per_task: usize,
     /// `ssal run --checkpoint-every` in seconds. Default: 600.
-    #[serde(default = "default_checkpoint")]
     pub checkpoint_every: u64,
     /// Extra `#SBATCH` lines, without the prefix (e.g. "--constraint=a100"). Default: none.
-    #[serde(default)]
     pub extra: Vec<String>,
     /// Shell lines run before ssal in each task (e.g. "module load cuda"). Default: none.
-    #[serde(default)]
     pub setup: Vec<String>,
     /// A site's own array template (minijinja), instead of the built-in one. Default: built-in.
-    #[serde(default)]
     pub template: Option<PathBuf>,
     /// The ssal binary the tasks run. Default: the binary that submits.
-    #[serde(default)]
     pub ssal: Option<PathBuf>,
-}
-
-fn default_time() -> String {
-    "24:00:00".into()
-}
-fn default_mem() -> String {
-    "16G".into()
-}
-fn default_cpus() -> u32 {
-    4
-}
-fn default_max_queued() -> usize {
-    500
-}
-fn default_signal() -> u32 {
-    120
-}
-fn default_attempts() -> u32 {
-    3
-}
-fn default_max_failures() -> u32 {
-    10
-}
-fn default_checkpoint() -> u64 {
-    600
-}
-fn default_jobs_per_task() -> usize {
-    1
 }
 
 impl Default for SlurmSettings {
     fn default() -> Self {
-        toml::from_str("").expect("every field has a default")
+        SlurmSettings {
+            partition: None,
+            account: None,
+            qos: None,
+            time: "24:00:00".into(),
+            mem: "16G".into(),
+            cpus_per_task: 4,
+            gres: None,
+            throttle: None,
+            max_queued: 500,
+            signal_seconds: 120,
+            requeue: true,
+            max_attempts: 3,
+            max_failures: 10,
+            jobs_per_task: 1,
+            checkpoint_every: 600,
+            extra: Vec::new(),
+            setup: Vec::new(),
+            template: None,
+            ssal: None,
+        }
     }
 }
 
