@@ -72,6 +72,7 @@ pub(super) fn load_weights(
     Ok(net)
 }
 
+/// Writes `net`'s weights to `path` atomically (a stop mid-write leaves the previous file).
 pub(super) fn save_checkpoint(net: &Network, path: &Path) -> Result<(), RunError> {
     crate::atomic_file::replace(path, |tmp| net.vs.save(tmp).map_err(|e| std::io::Error::other(first_line(&e))))
         .map_err(|source| RunError::Write { path: path.to_path_buf(), source })
