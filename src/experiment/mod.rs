@@ -17,9 +17,9 @@ use crate::embed::{embeddings_for, EmbedError, EmbeddingOrigin};
 use crate::metrics::{class_distribution_distance, class_histogram, diversity};
 use crate::models::Network;
 use crate::progress::Progress;
-use crate::result::{self, CycleRecord, Environment, Evaluation, RunResult};
+use crate::result::{self, CycleRecord, Environment, RunResult};
 use crate::select::{query, score_pool, SelectError};
-use crate::train::{train, Checkpointing, TrainError, TrainSetup};
+use crate::train::{train, Checkpointing, TrainError, TrainOutcome, TrainSetup};
 use files::{cycle_weights, load_weights, previous_result, save_checkpoint, LEGACY_CHECKPOINT};
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
@@ -131,17 +131,6 @@ fn select_queries(
     })
 }
 
-/// What one cycle's training leaves: the networks for the next cycle and the evaluations.
-struct TrainedCycle {
-    /// The EMA model (evaluated; queries the next cycle).
-    ema: Network,
-    /// The trained network (the next cycle's start with `train.warm_start`).
-    live: Network,
-    evaluations: Vec<Evaluation>,
-    accuracy: f64,
-    eval_seconds: f64,
-}
-
 /// Cycle `cycle`'s training on `labeled` (MixMatch also on the rest of the pool), resuming a
 /// saved training state of the same cycle, starting from `warm` when given.
 #[allow(clippy::too_many_arguments)]
@@ -153,20 +142,13 @@ fn train_cycle(
     checkpointing: &Checkpointing,
     rng: &mut ChaCha8Rng,
     progress: &dyn Progress,
-) -> Result<TrainedCycle, RunError> {
+) -> Result<TrainOutcome, RunError> {
     let unlabeled = unlabeled_pool(data.dataset.train.len(), labeled);
     let cycle = checkpointing.cycle;
-    match train(setup, data, labeled, &unlabeled, warm, rng, progress, Some(checkpointing)) {
-        Ok(o) => Ok(TrainedCycle {
-            ema: o.ema,
-            live: o.live,
-            evaluations: o.evaluations,
-            accuracy: o.accuracy,
-            eval_seconds: o.eval_seconds,
-        }),
-        Err(TrainError::Interrupted { step }) => Err(RunError::Interrupted { cycle, step: Some(step) }),
-        Err(e) => Err(RunError::Train(e)),
-    }
+    train(setup, data, labeled, &unlabeled, warm, rng, progress, Some(checkpointing)).map_err(|e| match e {
+        TrainError::Interrupted { step } => RunError::Interrupted { cycle, step: Some(step) },
+        e => RunError::Train(e),
+    })
 }
 
 /// Runs the experiment (initial set, then one query cycle per budget) and writes
