@@ -163,19 +163,21 @@ impl SweepRunner {
         };
         self.reconcile(scheduler)?;
         self.refresh_results()?;
-        let ours = self.active_on(scheduler.name())?;
+        let on_backend: Vec<TrackedJob> =
+            self.db.jobs()?.into_iter().filter(|j| j.backend.as_deref() == Some(scheduler.name())).collect();
+        // Jobs packed into one task: the same handle, handed over in the same submission (a
+        // handle alone could be an earlier cluster's reused job id).
+        let mut sharing: HashMap<(String, Option<i64>), usize> = HashMap::new();
+        for j in &on_backend {
+            if let Some(handle) = &j.handle {
+                *sharing.entry((handle.clone(), j.submitted_at)).or_default() += 1;
+            }
+        }
+        let ours: Vec<TrackedJob> = on_backend.into_iter().filter(|j| j.state.is_active()).collect();
         if ours.is_empty() {
             return Ok(());
         }
         let observed = scheduler.poll(&task_handles(&ours))?;
-        // Jobs packed into one task: the same handle, handed over in the same submission (a
-        // handle alone could be an earlier cluster's reused job id).
-        let mut sharing: HashMap<(String, Option<i64>), usize> = HashMap::new();
-        for j in self.db.jobs()?.into_iter().filter(|j| j.backend.as_deref() == Some(scheduler.name())) {
-            if let Some(handle) = j.handle {
-                *sharing.entry((handle, j.submitted_at)).or_default() += 1;
-            }
-        }
         for j in &ours {
             let seen = j.handle.as_ref().and_then(|h| observed.get(h)).cloned();
             let complete = || has_complete_result(&j.dir);
