@@ -238,9 +238,8 @@ pub fn rotations(x: &Tensor) -> (Tensor, Tensor) {
 /// and Adam's moments as tensors).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RotnetProgress {
-    /// Steps finished.
+    /// Steps finished (as many as Adam has taken).
     step: usize,
-    adam_steps: i64,
     rng: ChaCha8Rng,
     sampler: EpochSampler,
 }
@@ -266,12 +265,8 @@ pub fn train_rotnet(
     crate::models::use_channels_last(&vs);
     let mut opt = Adam::new(vs.trainable_variables(), rc.lr);
     let pool: Vec<usize> = (0..data.dataset.train.len()).collect();
-    let mut at = RotnetProgress {
-        step: 0,
-        adam_steps: 0,
-        rng: crate::seeds::Stream::Rotnet.rng(seed),
-        sampler: EpochSampler::new(&pool),
-    };
+    let mut at =
+        RotnetProgress { step: 0, rng: crate::seeds::Stream::Rotnet.rng(seed), sampler: EpochSampler::new(&pool) };
     if let Some(path) = state.filter(|p| p.exists()) {
         let bad = |message: String| EmbedError::Cache {
             path: path.to_path_buf(),
@@ -279,7 +274,7 @@ pub fn train_rotnet(
         };
         let (saved, tensors): (RotnetProgress, _) = load_state(path).map_err(bad)?;
         restore_variables(&tensors, "net", &vs).map_err(bad)?;
-        if !opt.restore(&tensors, saved.adam_steps) {
+        if !opt.restore(&tensors, saved.step as i64) {
             return Err(bad("its optimizer state does not fit this RotNet".into()));
         }
         at = saved;
@@ -289,7 +284,6 @@ pub fn train_rotnet(
     while at.step < rc.steps {
         if crate::interrupt::requested() {
             if let Some(path) = state {
-                at.adam_steps = opt.steps();
                 let mut tensors = named_variables("net", &vs);
                 tensors.extend(opt.named_state());
                 save_state(path, &at, tensors)
