@@ -288,11 +288,15 @@ impl Job {
 
 impl Plan {
     /// Writes `dir/jobs/<id>/config.toml` for every job and `dir/plan.tsv` (index, id, axes).
+    /// A file that already holds its text is left alone, and one that changes is replaced whole:
+    /// every `sweep status` re-plans while jobs start, and a job that read its config while it
+    /// was being rewritten in place once saw an empty file and ran the defaults.
     pub fn write(&self, dir: &Path) -> Result<(), SweepError> {
         let w = |path: PathBuf, text: String| {
-            std::fs::create_dir_all(path.parent().expect("has parent"))
-                .and_then(|_| std::fs::write(&path, text))
-                .map_err(|source| SweepError::Write { path, source })
+            if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+                return Ok(());
+            }
+            crate::atomic_file::write(&path, text.as_bytes()).map_err(|source| SweepError::Write { path, source })
         };
         let mut tsv = String::from("index\tjob_id\taxes\n");
         for (i, job) in self.jobs.iter().enumerate() {
@@ -367,6 +371,26 @@ seed = 9
         let counts = p.counts_per_axis();
         assert_eq!(counts[0].0, "labeled.size");
         assert_eq!(counts[0].1, vec![("40".into(), 3), ("100".into(), 6)]);
+    }
+
+    #[test]
+    fn rewriting_a_plan_leaves_unchanged_configs_alone_and_replaces_changed_ones_whole() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let p = plan(SWEEP).unwrap();
+        p.write(t.path()).unwrap();
+        let config = t.path().join("jobs").join(&p.jobs[0].id).join("config.toml");
+        let inode = |path: &Path| std::fs::metadata(path).unwrap().ino();
+        let before = inode(&config);
+        // A job reading its config while `sweep status` re-plans must never see it half-written:
+        // the same text is not written again...
+        p.write(t.path()).unwrap();
+        assert_eq!(inode(&config), before);
+        // ...and other text replaces the file by a rename, never by truncating it in place.
+        std::fs::write(&config, "").unwrap();
+        p.write(t.path()).unwrap();
+        assert_ne!(inode(&config), before);
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), p.jobs[0].config.canonical_toml());
     }
 
     #[test]
