@@ -1,9 +1,11 @@
 //! A real single-node Slurm cluster (scripts/slurm-test-cluster.sh): a 6-job sweep goes in as
 //! one job array with `--gres=gpu:1`, one task is cancelled mid-training, `resume` completes it;
 //! a packed sweep runs two jobs per task past a failing one, and a requeued task skips the job
-//! that completed. Needs root and the packages slurmctld, slurmd, slurm-client and munge
-//! (scripts/test.sh installs them); without them the tests fail under CI and are skipped
-//! elsewhere. One cluster at a time (they share ports): the tests take turns.
+//! that completed; a task warned before its time limit (`--signal=B:USR1@N`) saves, requeues
+//! itself and ends with the result of an uninterrupted run. Needs root and the packages
+//! slurmctld, slurmd, slurm-client and munge (scripts/test.sh installs them); without them the
+//! tests fail under CI and are skipped elsewhere. One cluster at a time (they share ports): the
+//! tests take turns.
 #![cfg(feature = "torch")] // runs experiments: needs the libtorch build
 mod common;
 
@@ -75,8 +77,8 @@ fn start(t: &Path) -> Option<Cluster> {
 }
 
 /// Writes a small dataset and the sweep `tiny.toml` under `t`: supervised runs of `steps` steps
-/// on it with 20 labels over `grid` (the `[grid]` table's lines), tasks of one CPU and 200 MB for
-/// ten minutes on the debug partition, plus the `[slurm]` lines `slurm`.
+/// on it with 20 labels over `grid` (the `[grid]` table's lines), tasks of one CPU and 200 MB on
+/// the debug partition, plus the `[slurm]` lines `slurm` (which give the `time`).
 fn tiny_sweep(t: &Path, steps: usize, grid: &str, slurm: &str) -> PathBuf {
     let data = t.join("data");
     common::write_idx_dataset(&data, 300, 100, false);
@@ -84,7 +86,7 @@ fn tiny_sweep(t: &Path, steps: usize, grid: &str, slurm: &str) -> PathBuf {
     let text = format!(
         "[base]\ndevice = \"cpu\"\nmethod = \"supervised\"\n[base.dataset]\npath = \"{}\"\n[base.labeled]\nsize = 20\n\
          [base.train]\nsteps = {steps}\nbatch_size = 16\neval_every = 50\n[grid]\n{grid}\n\
-         [slurm]\ncpus_per_task = 1\nmem = \"200M\"\ntime = \"00:10:00\"\npartition = \"debug\"\n{slurm}\n",
+         [slurm]\ncpus_per_task = 1\nmem = \"200M\"\npartition = \"debug\"\n{slurm}\n",
         data.display()
     );
     std::fs::write(&sweep, text).unwrap();
@@ -94,7 +96,7 @@ fn tiny_sweep(t: &Path, steps: usize, grid: &str, slurm: &str) -> PathBuf {
 #[test]
 fn a_sweep_runs_as_a_job_array_and_resume_completes_a_cancelled_task() {
     with_cluster(|t, conf| {
-        let sweep = tiny_sweep(t, 400, "seed = [0, 1, 2, 3, 4, 5]", "gres = \"gpu:1\"");
+        let sweep = tiny_sweep(t, 400, "seed = [0, 1, 2, 3, 4, 5]", "gres = \"gpu:1\"\ntime = \"00:10:00\"");
         let results = t.join("results");
         let (file, res) = (sweep.to_str().unwrap(), results.to_str().unwrap());
 
@@ -170,7 +172,7 @@ fn packed_jobs_run_in_turn_past_a_failure_and_a_requeued_task_skips_the_complete
         // Two seeds × (an initial set larger than the pool, which fails at once; a good one): each
         // task runs a failing job, then a good one.
         let grid = "seed = [0, 1]\nvariant = [{ labeled.size = 5000 }, { labeled.size = 20 }]";
-        let sweep = tiny_sweep(t, 100, grid, "jobs_per_task = 2");
+        let sweep = tiny_sweep(t, 100, grid, "jobs_per_task = 2\ntime = \"00:10:00\"");
         let results = t.join("results");
         let (file, res) = (sweep.to_str().unwrap(), results.to_str().unwrap());
         let out = ssal(&["sweep", "submit", file, "--results", res, "--backend", "slurm"], conf);
@@ -211,5 +213,61 @@ fn packed_jobs_run_in_turn_past_a_failure_and_a_requeued_task_skips_the_complete
         });
         let out = std::fs::read_to_string(&slurm_out).unwrap();
         assert_eq!(out.matches("(1 of 2) failed (exit 2)").count(), 2, "{out}");
+    });
+}
+
+#[test]
+fn a_task_warned_before_its_time_limit_saves_requeues_itself_and_ends_as_an_uninterrupted_run() {
+    with_cluster(|t, conf| {
+        // A one-minute limit, warned 45 s before it (Slurm checks limits about every 30 s): the
+        // task is signalled while it trains, long before its 1,500 steps could end.
+        let sweep = tiny_sweep(t, 1500, "seed = [0]", "time = \"00:01:00\"\nsignal_seconds = 45");
+        let results = t.join("results");
+        let (file, res) = (sweep.to_str().unwrap(), results.to_str().unwrap());
+        let out = ssal(&["sweep", "submit", file, "--results", res, "--backend", "slurm"], conf);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let job = jobs(&results).remove(0);
+        // The same config, uninterrupted and outside Slurm, for reference (meanwhile).
+        let whole = t.join("whole");
+        let reference = Command::new(env!("CARGO_BIN_EXE_ssal"))
+            .args(["run", "--config"])
+            .arg(job.dir.join("config.toml"))
+            .arg("--out")
+            .arg(&whole)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+
+        let log_path = job.dir.join("log.txt");
+        wait_for("the warned task to save and requeue itself", Duration::from_secs(300), || {
+            std::fs::read_to_string(&log_path)
+                .is_ok_and(|l| l.contains("checkpointed before the time limit; requeueing"))
+        });
+        // Requeued, the task gets the time to finish (as a longer partition limit would give it).
+        let task = job.handle.clone().unwrap();
+        let longer = Command::new("scontrol")
+            .args(["update", &format!("JobId={task}"), "TimeLimit=00:20:00"])
+            .env("SLURM_CONF", conf)
+            .output()
+            .unwrap();
+        assert!(longer.status.success(), "{}", String::from_utf8_lossy(&longer.stderr));
+        wait_for("the requeued task to finish", Duration::from_secs(600), || {
+            let _ = ssal(&["sweep", "status", file, "--results", res], conf);
+            jobs(&results).iter().all(|j| !j.state.is_active())
+        });
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(log.contains("interrupted in cycle 0 at training step"), "{log}");
+        assert!(log.contains("(restart 1)"), "Slurm itself requeued the task: {log}");
+        let reference = reference.wait_with_output().unwrap();
+        assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
+        let done = jobs(&results).remove(0);
+        assert_eq!((done.state, done.attempts), (JobState::Done, 1), "{done:?}");
+        let read = |dir: &Path| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
+        };
+        let (resumed, whole) = (read(&done.dir), read(&whole));
+        assert_eq!(resumed["cycles"][0]["evaluations"], whole["cycles"][0]["evaluations"], "{log}");
+        assert_eq!(resumed["final_accuracy"], whole["final_accuracy"]);
     });
 }
