@@ -2,7 +2,7 @@
 //! Pure config hashing, kept out of the torch layer so that the sweep planner (which may run in
 //! the analysis-only build on a login node) groups jobs by the embedding they share and sees
 //! which entries already exist; `embed` fills the entries.
-use crate::config::{DatasetName, ExperimentConfig};
+use crate::config::{DatasetName, EmbeddingSource, ExperimentConfig};
 use std::path::PathBuf;
 
 /// The cache directory: `$SSAL_CACHE` or `~/.cache/ssal`.
@@ -37,6 +37,12 @@ pub fn rotnet_entry(config: &ExperimentConfig) -> PathBuf {
     cache_dir().join("embeddings").join(format!("rotnet-{}.npy", rotnet_cache_key(config)))
 }
 
+/// The key of the RotNet embedding a run of `config` needs (`init.embedding = "rotnet"`), or
+/// `None` when it needs none (then it shares no preparation with other runs).
+pub fn needed_rotnet_key(config: &ExperimentConfig) -> Option<String> {
+    (config.init.embedding == EmbeddingSource::Rotnet).then(|| rotnet_cache_key(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +72,15 @@ mod tests {
         assert_ne!(folder(0, None), folder(1, None));
         assert_eq!(folder(0, Some(2)), folder(1, Some(2)));
         assert_ne!(folder(0, Some(2)), folder(0, Some(3)));
+    }
+
+    #[test]
+    fn only_rotnet_runs_need_a_key() {
+        let mut c = ExperimentConfig::default();
+        c.init.embedding = EmbeddingSource::None;
+        assert_eq!(needed_rotnet_key(&c), None);
+        c.init.embedding = EmbeddingSource::Rotnet;
+        assert_eq!(needed_rotnet_key(&c), Some(rotnet_cache_key(&c)));
+        assert!(rotnet_entry(&c).ends_with(format!("embeddings/rotnet-{}.npy", rotnet_cache_key(&c))));
     }
 }
