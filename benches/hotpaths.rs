@@ -15,10 +15,11 @@
 //! check that they run (their numbers then mean nothing).
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use ssal::cache::rotnet_cache_key;
 use ssal::config::{DatasetName, EmbeddingSource, ExperimentConfig, Method, ModelKind, QueryStrategy};
 use ssal::data::DeviceData;
 use ssal::data::{channel_stats, AugmentParams, Dataset, Split};
-use ssal::embed::{embeddings_for, rotnet_cache_key, train_rotnet, EmbeddingMatrix};
+use ssal::embed::{embeddings_for, train_rotnet, EmbeddingMatrix};
 use ssal::models::Network;
 use ssal::progress::Silent;
 use ssal::result::Evaluation;

@@ -6,6 +6,7 @@
 //! CPU diversity sampling — builds and is tested without it (`--no-default-features`).
 pub mod analysis;
 pub mod atomic_file;
+pub mod cache;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "torch")]

@@ -434,3 +434,64 @@ fn ingested_seeds(db: &std::path::Path) -> Vec<i64> {
         .unwrap();
     seeds
 }
+
+/// Issue 17, stages: three seeds share one RotNet config (its seed fixed). The local backend runs
+/// the prepare stage first, on three slots at once the jobs wait for it, and RotNet is trained
+/// exactly once: one cache entry, one "trained" line (the prepare task's), every job "from the
+/// cache". `sweep plan` shows the stage.
+#[test]
+fn a_shared_rotnet_is_prepared_once_before_the_jobs_that_need_it() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::write_idx_dataset(&data, 60, 20, false);
+    let sweep = t.path().join("shared.toml");
+    std::fs::write(
+        &sweep,
+        format!(
+            "[base]\ndevice = \"cpu\"\nmethod = \"supervised\"\n[base.dataset]\npath = \"{}\"\n[base.labeled]\nsize = 4\n\
+             [base.train]\nsteps = 0\n[base.init]\nstrategy = \"diversity\"\nembedding = \"rotnet\"\n\
+             [base.rotnet]\nseed = 0\nsteps = 3\nwidth = 4\nbatch_size = 8\n[grid]\nseed = [0, 1, 2]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let (results, cache) = (t.path().join("results"), t.path().join("cache"));
+    let sweep_cmd = |args: &[&str]| {
+        let mut all = vec!["sweep"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[sweep.to_str().unwrap(), "--results", results.to_str().unwrap()]);
+        Command::new(env!("CARGO_BIN_EXE_ssal")).args(&all).env("SSAL_CACHE", &cache).output().unwrap()
+    };
+    let out = sweep_cmd(&["plan"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("stage 1: prepare 1 RotNet embedding for 3 jobs"), "{stdout}");
+    assert!(stdout.contains("stage 2: run 3 jobs (3 wait for their embedding"), "{stdout}");
+    let out = sweep_cmd(&["submit", "--backend", "local", "--devices", "a,b,c"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries: Vec<_> = std::fs::read_dir(cache.join("embeddings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let prepare_dirs: Vec<_> =
+        std::fs::read_dir(results.join("shared/prepare")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(prepare_dirs.len(), 1);
+    let key = prepare_dirs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(entries[0].ends_with(format!("rotnet-{key}.npy")), "{entries:?}");
+    let prepare_log = std::fs::read_to_string(prepare_dirs[0].join("log.txt")).unwrap();
+    assert!(prepare_log.contains("RotNet embedding trained and cached"), "{prepare_log}");
+    let mut logs = vec![prepare_log];
+    for line in std::fs::read_to_string(results.join("shared/plan.tsv")).unwrap().lines().skip(1) {
+        let id = line.split('\t').nth(1).unwrap();
+        let log = std::fs::read_to_string(results.join("shared/jobs").join(id).join("log.txt")).unwrap();
+        assert!(log.contains("RotNet from the cache"), "{log}");
+        logs.push(log);
+    }
+    let trained: usize = logs.iter().map(|l| l.matches("RotNet trained and cached").count()).sum();
+    assert_eq!(trained, 1, "{logs:#?}");
+    // Planned again with the entry cached, nothing waits.
+    let stdout = String::from_utf8_lossy(&sweep_cmd(&["plan"]).stdout).into_owned();
+    assert!(stdout.contains("0 to train, 1 cached") && stdout.contains("(0 wait for"), "{stdout}");
+}

@@ -541,3 +541,71 @@ fn a_cancelled_packed_task_keeps_its_finished_job_and_resume_resubmits_the_rest(
     let retry = handles(&c, &ids[1..2]).remove(0);
     assert_eq!(scancel, [format!("scancel {job}_1 {retry}")], "{calls}");
 }
+
+/// Issue 17, stages: jobs sharing a RotNet config wait for one prepare job. Its array is
+/// submitted first (`ssal prepare` in the stage's directory), the jobs' array carries
+/// `--dependency=afterok:<prepare job>`; when the prepare job fails, Slurm leaves the jobs
+/// pending with reason DependencyNeverSatisfied, and `status` fails them naming the prepare job
+/// and its log, and cancels them.
+#[test]
+fn jobs_wait_for_their_prepare_job_and_fail_naming_it_when_it_fails() {
+    let c = Cluster::new(3, "max_attempts = 1");
+    let sweep = std::fs::read_to_string(&c.sweep).unwrap();
+    // An unusual RotNet width, so that no cache entry exists for it.
+    let base = "[base]\ninit.embedding = \"rotnet\"\nrotnet.seed = 0\nrotnet.width = 3\n";
+    std::fs::write(&c.sweep, format!("{base}{sweep}")).unwrap();
+    let plan = c.sweep("plan", &[]);
+    assert!(String::from_utf8_lossy(&plan.stdout).contains("stage 1: prepare 1 RotNet embedding for 3 jobs"));
+    let o = c.sweep("submit", &["--backend", "slurm"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let log = std::fs::read_to_string(c.state.join("submissions.log")).unwrap();
+    let rows: Vec<Vec<&str>> = log.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{log}");
+    let (prepare, array) = (rows[0][0], rows[1][0]);
+    // jobid ntasks name comment array dependency script
+    assert_eq!((rows[0][1], rows[0][5]), ("1", ""), "{log}");
+    assert_eq!((rows[1][1], rows[1][5]), ("3", format!("afterok:{prepare}").as_str()), "{log}");
+    let prepare_script = std::fs::read_to_string(rows[0][6]).unwrap();
+    assert!(prepare_script.contains(" prepare --config \"$job_dir/config.toml\""), "{prepare_script}");
+    assert!(prepare_script.contains("/results/fake/prepare"), "{prepare_script}");
+    let key = std::fs::read_to_string(
+        c.results.join("fake/arrays").join(
+            std::fs::read_dir(c.results.join("fake/arrays"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".tasks"))
+                .min()
+                .unwrap(),
+        ),
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let stage_dir = c.results.join("fake/prepare").join(&key);
+    assert!(stage_dir.join("config.toml").is_file(), "{key}");
+    let array_script = std::fs::read_to_string(rows[1][6]).unwrap();
+    assert!(array_script.contains(" run --config \"$job_dir/config.toml\""), "{array_script}");
+    // The prepare job fails; Slurm says its dependants can never start.
+    std::fs::write(stage_dir.join("log.txt"), "error: cannot read the dataset\n").unwrap();
+    c.fake(&["set", &format!("{prepare}_0"), "FAILED", "1"]);
+    c.fake(&["set-all", array, "PENDING", "0", "DependencyNeverSatisfied"]);
+    let (code, status) = c.status_json();
+    assert_eq!(code, Some(1), "{status}");
+    assert_eq!(status["states"]["failed"], 3, "{status}");
+    let detail = status["failed"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("its prepare job {prepare}_0 (RotNet embedding {key}) failed"))
+            && detail.contains(&stage_dir.join("log.txt").display().to_string()),
+        "{detail}"
+    );
+    assert_eq!(status["prepares"][0]["state"], "failed", "{status}");
+    let calls = std::fs::read_to_string(c.state.join("calls.log")).unwrap();
+    assert!(calls.lines().any(|l| l.starts_with("scancel") && l.contains(&format!("{array}_0"))), "{calls}");
+    // Resuming submits a new prepare job and the jobs again, waiting for it.
+    let o = c.sweep("resume", &["--backend", "slurm"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let log = std::fs::read_to_string(c.state.join("submissions.log")).unwrap();
+    let rows: Vec<Vec<&str>> = log.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 4, "{log}");
+    assert_eq!(rows[3][5], format!("afterok:{}", rows[2][0]), "{log}");
+}

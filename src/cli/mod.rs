@@ -50,6 +50,14 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         checkpoint_every: u64,
     },
+    /// Do the work that the runs of a config share, once, and exit: train its RotNet embedding
+    /// into the cache (or find it there). Sweeps run this as their prepare stage before the
+    /// runs that need it; a run does it itself when it is not done.
+    Prepare {
+        /// Experiment config (TOML), e.g. a sweep job's config.toml.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Choose K rows of an embedding matrix by diversity-based sampling with temperature T
     /// (T = 0: k-center greedy; T = 0.5: k-means++ seeding). Prints the chosen row indices, one
     /// per line, in the order chosen.
@@ -367,6 +375,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         #[cfg(feature = "torch")]
         Command::Run { config, out, checkpoint_every } => torch::run(&config, out, checkpoint_every),
+        #[cfg(feature = "torch")]
+        Command::Prepare { config } => torch::prepare(&config),
         Command::Select { embeddings, k, temperature, seed, labeled, out, device } => {
             use rand::SeedableRng;
             #[cfg(not(feature = "torch"))]
@@ -465,6 +475,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Info => torch::info(),
         #[cfg(not(feature = "torch"))]
         Command::Run { .. } => Err(NeedsTorch("run").into()),
+        #[cfg(not(feature = "torch"))]
+        Command::Prepare { .. } => Err(NeedsTorch("prepare").into()),
         #[cfg(not(feature = "torch"))]
         Command::ScoreQueries { .. } => Err(NeedsTorch("score-queries").into()),
         #[cfg(not(feature = "torch"))]

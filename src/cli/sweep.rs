@@ -1,7 +1,9 @@
 //! `ssal sweep …`: plan, submit, status, resume, cancel.
 use super::SweepCommand;
 use crate::scheduler::{LocalScheduler, Scheduler, SlurmScheduler};
-use crate::sweep::{plan_file, JobState, LockError, Plan, PlanSync, SweepLock, SweepRunner, Tally, TrackedJob};
+use crate::sweep::{
+    plan_file, JobState, LockError, Plan, PlanSync, SweepLock, SweepRunner, Tally, TrackedJob, TrackedPrepare,
+};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -270,6 +272,18 @@ fn submit(
     Ok(())
 }
 
+/// The newest prepare task of each stage, in the order the stages were first prepared.
+fn latest_prepares(prepares: &[TrackedPrepare]) -> Vec<&TrackedPrepare> {
+    let mut latest: Vec<&TrackedPrepare> = Vec::new();
+    for p in prepares {
+        match latest.iter_mut().find(|l| l.key == p.key) {
+            Some(l) => *l = p,
+            None => latest.push(p),
+        }
+    }
+    latest
+}
+
 fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Result<()> {
     let uses_slurm = runner.db.jobs()?.iter().any(|j| j.state.is_active() && j.backend.as_deref() == Some("slurm"));
     if uses_slurm {
@@ -285,6 +299,7 @@ fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Resu
     let waiting: Vec<_> =
         jobs.iter().filter(|j| j.state == JobState::Submitted && j.pending_reason.is_some()).collect();
     let groups = runner.failure_groups()?;
+    let prepares = runner.db.prepares()?;
     let mut blocked: Vec<(String, &'static str, usize)> = Vec::new();
     for j in &waiting {
         let reason = j.pending_reason.clone().unwrap_or_default();
@@ -314,6 +329,10 @@ fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Resu
             "blocked": blocked.iter().map(|(r, a, n)| serde_json::json!({"reason": r, "jobs": n, "advice": a})).collect::<Vec<_>>(),
             "failed": failed_json,
             "failure_groups": groups.iter().map(|(line, ids)| serde_json::json!({"error": line, "jobs": ids})).collect::<Vec<_>>(),
+            "prepares": latest_prepares(&prepares).into_iter().map(|p| serde_json::json!({
+                "key": p.key, "state": p.state.as_str(), "handle": p.handle, "detail": p.detail,
+                "log": crate::sweep::prepare_log(&runner.dir, p).map(|l| l.display().to_string()),
+            })).collect::<Vec<_>>(),
             "retired": retired.len(),
             "retired_jobs": retired.iter().map(|j| serde_json::json!({
                 "job_id": j.job_id, "axes": j.axes, "state": j.state.as_str(), "handle": j.handle,
@@ -342,6 +361,18 @@ fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Resu
             if retired.len() > SHOWN {
                 writeln!(text, "  … and {} more (`--format json` lists them all)", retired.len() - SHOWN)?;
             }
+        }
+        for p in latest_prepares(&prepares) {
+            let log = crate::sweep::prepare_log(&runner.dir, p);
+            writeln!(
+                text,
+                "\nprepare RotNet embedding {}: {} ({}{}) log: {}",
+                p.key,
+                p.state.as_str(),
+                p.handle,
+                p.detail.as_deref().map(|d| format!(", {d}")).unwrap_or_default(),
+                log.map_or("none written".into(), |l| l.display().to_string())
+            )?;
         }
         for (reason, advice, n) in &blocked {
             writeln!(text, "\nerror: {n} queued jobs can never start (Slurm reason {reason}): {advice}")?;
@@ -390,6 +421,40 @@ fn first_array_script(plan: &Plan, dir: &Path) -> anyhow::Result<(usize, String)
     Ok(crate::scheduler::preview_first_array(&plan.slurm, &plan.name, dir, plan.jobs.len())?)
 }
 
+/// The plan's stages for `sweep plan`: the RotNet embeddings its jobs share, each prepared
+/// once (unless cached), then the jobs; empty when the jobs share nothing.
+fn stages_text(plan: &Plan) -> String {
+    if plan.stages.is_empty() {
+        return String::new();
+    }
+    let to_train = plan.stages.iter().filter(|s| !s.is_cached()).count();
+    let waiting: usize = plan.stages.iter().filter(|s| !s.is_cached()).map(|s| s.jobs.len()).sum();
+    let sharing: usize = plan.stages.iter().map(|s| s.jobs.len()).sum();
+    let n = plan.stages.len();
+    let mut text = format!(
+        "stage 1: prepare {n} RotNet embedding{} for {} (`ssal prepare`; {to_train} to train, {} cached)\n",
+        if n == 1 { "" } else { "s" },
+        n_jobs(sharing, ""),
+        n - to_train
+    );
+    for stage in &plan.stages {
+        let state = if stage.is_cached() { "cached" } else { "to train" };
+        text.push_str(&format!(
+            "  key {} for {}: {state} ({})\n",
+            stage.key,
+            n_jobs(stage.jobs.len(), ""),
+            stage.entry.display()
+        ));
+    }
+    text.push_str(&format!(
+        "stage 2: run {} ({} wait for their embedding: Slurm arrays with --dependency=afterok on its prepare \
+         job, locally after it)\n",
+        n_jobs(plan.jobs.len(), ""),
+        waiting
+    ));
+    text
+}
+
 fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
     let mut text = format!("sweep {}: {} jobs\n", plan.name, plan.jobs.len());
     for (axis, counts) in plan.counts_per_axis() {
@@ -405,6 +470,7 @@ fn print_plan(plan: &Plan, dir: &Path) -> anyhow::Result<()> {
         if tasks == 1 { "" } else { "s" },
         n_jobs(plan.slurm.jobs_per_task, ""),
     )?;
+    text.push_str(&stages_text(plan));
     let (chunk, script) = first_array_script(plan, dir)?;
     writeln!(
         text,
@@ -448,6 +514,9 @@ pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
                 let v = serde_json::json!({
                     "sweep": plan.name, "dir": dir.display().to_string(), "jobs": jobs, "slurm_check": verdict,
                     "slurm_tasks": plan.slurm.array_tasks(plan.jobs.len()), "jobs_per_task": plan.slurm.jobs_per_task,
+                    "stages": plan.stages.iter().map(|s| serde_json::json!({
+                        "key": s.key, "entry": s.entry.display().to_string(), "cached": s.is_cached(), "jobs": s.jobs,
+                    })).collect::<Vec<_>>(),
                 });
                 return super::write_output(None, &format!("{v}\n"));
             }

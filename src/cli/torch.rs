@@ -29,6 +29,23 @@ pub(super) fn run(config: &Path, out: Option<PathBuf>, checkpoint_every: u64) ->
     Ok(())
 }
 
+/// `ssal prepare`: the config's shared work (its RotNet embedding) into the cache.
+pub(super) fn prepare(config: &Path) -> anyhow::Result<()> {
+    use crate::embed::EmbeddingOrigin;
+    let cfg = ExperimentConfig::load(config)?;
+    crate::interrupt::install().context("cannot install signal handlers")?;
+    let origin = crate::experiment::prepare(&cfg, &super::progress::TerminalProgress::default())?;
+    let entry = crate::cache::rotnet_entry(&cfg);
+    match origin {
+        EmbeddingOrigin::Trained => println!("RotNet embedding trained and cached: {}", entry.display()),
+        EmbeddingOrigin::Cached => println!("RotNet embedding already cached: {}", entry.display()),
+        EmbeddingOrigin::None | EmbeddingOrigin::Imported => {
+            println!("nothing to prepare: {} needs no RotNet embedding", config.display())
+        }
+    }
+    Ok(())
+}
+
 /// Diversity sampling where `device` says (the picks are the same on every device).
 pub(super) fn diversity_sample_on(
     device: DeviceChoice,

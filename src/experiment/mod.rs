@@ -13,7 +13,7 @@ pub(crate) use initial::{load_for_run, unlabeled_pool};
 
 use crate::config::{ExperimentConfig, QueryConfig};
 use crate::data::{DataError, DeviceData};
-use crate::embed::{embeddings_for, EmbedError, EmbeddingOrigin};
+use crate::embed::{embeddings_for, EmbedError, EmbeddingMatrix, EmbeddingOrigin};
 use crate::metrics::{class_distribution_distance, class_histogram, diversity};
 use crate::models::Network;
 use crate::progress::Progress;
@@ -67,13 +67,14 @@ struct Selection {
     query_seconds: f64,
 }
 
-/// Cycle 0's picks: the initial set, on the embedding the config asks for.
-fn select_initial(
+/// The embedding the config's initial set is chosen on, and where it came from (said in the
+/// log: a RotNet trained here or read from the cache); a stop during RotNet training is an
+/// interruption of cycle 0.
+fn initial_embedding(
     config: &ExperimentConfig,
     data: &DeviceData,
     progress: &dyn Progress,
-) -> Result<Selection, RunError> {
-    let started = Instant::now();
+) -> Result<(Option<EmbeddingMatrix>, EmbeddingOrigin), RunError> {
     let (embedding, origin) = embeddings_for(config, data, progress).map_err(|e| match e {
         EmbedError::Interrupted { .. } => RunError::Interrupted { cycle: 0, step: None },
         e => RunError::Embed(e),
@@ -83,6 +84,30 @@ fn select_initial(
         EmbeddingOrigin::Cached => progress.note("initial-set embedding: RotNet from the cache"),
         EmbeddingOrigin::None | EmbeddingOrigin::Imported => {}
     }
+    Ok((embedding, origin))
+}
+
+/// A sweep's prepare stage for the runs of `config`: the work they share, done once before
+/// them — its RotNet embedding trained into the cache, or found there (`EmbeddingOrigin::None`
+/// when the config needs none). Resumable like a run: a stop saves RotNet's state and the same
+/// call goes on.
+pub fn prepare(config: &ExperimentConfig, progress: &dyn Progress) -> Result<EmbeddingOrigin, RunError> {
+    if crate::cache::needed_rotnet_key(config).is_none() {
+        return Ok(EmbeddingOrigin::None);
+    }
+    let (dataset, device, augment) = load_for_run(config)?;
+    let data = DeviceData::new(&dataset, device, augment);
+    Ok(initial_embedding(config, &data, progress)?.1)
+}
+
+/// Cycle 0's picks: the initial set, on the embedding the config asks for.
+fn select_initial(
+    config: &ExperimentConfig,
+    data: &DeviceData,
+    progress: &dyn Progress,
+) -> Result<Selection, RunError> {
+    let started = Instant::now();
+    let (embedding, _) = initial_embedding(config, data, progress)?;
     let query_started = Instant::now();
     let indices = initial_labeled(config, data.dataset.train.len(), embedding.as_ref(), data.device)?;
     let diversity = embedding.as_ref().map(|m| diversity(&m.values, m.dim, &indices));

@@ -18,6 +18,29 @@ pub struct Task {
     pub dir: PathBuf,
 }
 
+/// Where a sweep's directory keeps its prepare stages, one directory per stage named by its
+/// key (as `jobs/` holds its jobs, one directory per job id).
+pub const PREPARE_DIR: &str = "prepare";
+
+/// What a submission's tasks run: a job (`ssal run`) or the preparation several jobs share
+/// (`ssal prepare`, e.g. their RotNet embedding), each with its directory's `config.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    Run,
+    Prepare,
+}
+
+/// One submission: its tasks, the token it carries (Slurm: in the job name) so that it can be
+/// found again after a crash or an ambiguous answer, what they run, and the handle of a prepare
+/// task they must wait for (they start only once it has ended successfully).
+#[derive(Debug, Clone, Copy)]
+pub struct Submission<'a> {
+    pub tasks: &'a [Task],
+    pub token: &'a str,
+    pub work: Work,
+    pub after: Option<&'a str>,
+}
+
 /// What the scheduler says of a submitted task. A task a scheduler no longer knows is absent
 /// from a poll's answer; the caller then looks at the task's result file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +60,9 @@ pub enum Observed {
     },
     /// Cancelled by a person or by ssal.
     Cancelled,
+    /// Waiting for a task that failed or was cancelled (its submission's `after`), so it will
+    /// never start (Slurm: pending with reason `DependencyNeverSatisfied`).
+    DependencyFailed,
     /// The scheduler cannot tell now (e.g. its queue answered empty and its accounting is not
     /// reachable): the job keeps its state; nothing is resubmitted on a guess.
     Unknown,
@@ -83,10 +109,10 @@ pub trait Scheduler {
     /// How many jobs may be handed over at once (Slurm: the array size limit times
     /// `jobs_per_task`).
     fn max_batch(&self) -> usize;
-    /// Hands `tasks` over as one submission that carries `token` (Slurm: in the job name), so
-    /// that it can be found again after a crash or an ambiguous answer; returns one handle per
-    /// job, in order (the same handle for the jobs packed into one task).
-    fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError>;
+    /// Hands a submission's tasks over as one batch (a prepare submission holds one task and is
+    /// never packed); returns one handle per task, in order (the same handle for the jobs
+    /// packed into one scheduler task).
+    fn submit(&mut self, submission: &Submission) -> Result<Vec<String>, SchedulerError>;
     /// The handles of the submission carrying `token`, of `jobs` jobs packed `jobs_per_task` to
     /// a task (as they were when it was submitted), if the scheduler has it, queued or finished;
     /// `None` when it certainly does not.

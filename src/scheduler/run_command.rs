@@ -1,7 +1,8 @@
-//! The `ssal run` command line of one job, written once for every backend: the local runner
-//! starts it as a child process, the Slurm array script renders it as one shell-quoted line
-//! whose job directory is a shell variable (the task reads its job from the task list).
-use super::SchedulerError;
+//! The `ssal run` (or `ssal prepare`) command line of one task, written once for every backend:
+//! the local runner starts it as a child process, the Slurm array script renders it as one
+//! shell-quoted line whose job directory is a shell variable (the task reads its job from the
+//! task list).
+use super::{SchedulerError, Work};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,25 +40,29 @@ impl RunCommand {
         Ok(RunCommand { ssal, checkpoint_every })
     }
 
-    /// The argv, with the job directory left open.
-    fn words(&self) -> [Word; 8] {
+    /// The argv of `work`, with the task's directory left open.
+    fn words(&self, work: Work) -> Vec<Word> {
         let text = |s: &str| Word::Text(s.to_string());
-        [
-            Word::Text(self.ssal.to_string_lossy().into_owned()),
-            text("run"),
-            text("--config"),
-            Word::InJobDir(Some("config.toml")),
-            text("--out"),
-            Word::InJobDir(None),
-            text("--checkpoint-every"),
-            Word::Text(self.checkpoint_every.to_string()),
-        ]
+        let ssal = Word::Text(self.ssal.to_string_lossy().into_owned());
+        match work {
+            Work::Run => vec![
+                ssal,
+                text("run"),
+                text("--config"),
+                Word::InJobDir(Some("config.toml")),
+                text("--out"),
+                Word::InJobDir(None),
+                text("--checkpoint-every"),
+                Word::Text(self.checkpoint_every.to_string()),
+            ],
+            Work::Prepare => vec![ssal, text("prepare"), text("--config"), Word::InJobDir(Some("config.toml"))],
+        }
     }
 
-    /// The command that runs the job in `job_dir`, ready to spawn (no stdio or environment set).
-    pub fn command(&self, job_dir: &Path) -> Command {
+    /// The command that does `work` in `job_dir`, ready to spawn (no stdio or environment set).
+    pub fn command(&self, work: Work, job_dir: &Path) -> Command {
         let mut cmd = Command::new(&self.ssal);
-        for word in self.words().into_iter().skip(1) {
+        for word in self.words(work).into_iter().skip(1) {
             match word {
                 Word::Text(t) => cmd.arg(t),
                 Word::InJobDir(Some(file)) => cmd.arg(job_dir.join(file)),
@@ -67,13 +72,13 @@ impl RunCommand {
         cmd
     }
 
-    /// The command as one shell line for the job whose directory is in the shell variable
+    /// The command of `work` as one shell line for the task whose directory is in the shell variable
     /// `job_dir_var`: fixed words shell-quoted, the directory double-quoted
     /// (`'/opt/ssal bin/ssal' run --config "$job_dir/config.toml" --out "$job_dir" …`). Fails on
     /// a word the shell cannot hold (a NUL character).
-    pub fn shell_line(&self, job_dir_var: &str) -> Result<String, String> {
+    pub fn shell_line(&self, work: Work, job_dir_var: &str) -> Result<String, String> {
         let words: Result<Vec<String>, String> = self
-            .words()
+            .words(work)
             .into_iter()
             .map(|word| match word {
                 Word::Text(t) => {
@@ -97,14 +102,14 @@ mod tests {
 
     #[test]
     fn the_process_and_the_shell_line_run_the_same_argv() {
-        let cmd = run().command(Path::new("/r/jobs/ab12"));
+        let cmd = run().command(Work::Run, Path::new("/r/jobs/ab12"));
         assert_eq!(cmd.get_program(), "/opt/ssal bin/ssal");
         let args: Vec<&std::ffi::OsStr> = cmd.get_args().collect();
         assert_eq!(
             args,
             ["run", "--config", "/r/jobs/ab12/config.toml", "--out", "/r/jobs/ab12", "--checkpoint-every", "600"]
         );
-        let line = run().shell_line("job_dir").unwrap();
+        let line = run().shell_line(Work::Run, "job_dir").unwrap();
         assert_eq!(
             line,
             r#"'/opt/ssal bin/ssal' run --config "$job_dir/config.toml" --out "$job_dir" --checkpoint-every 600"#
@@ -118,7 +123,14 @@ mod tests {
         let mut expected = vec!["/opt/ssal bin/ssal".to_string()];
         expected.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
         assert_eq!(words, expected);
+        let prepare = run().command(Work::Prepare, Path::new("/r/prepare/k1"));
+        let args: Vec<&std::ffi::OsStr> = prepare.get_args().collect();
+        assert_eq!(args, ["prepare", "--config", "/r/prepare/k1/config.toml"]);
+        assert_eq!(
+            run().shell_line(Work::Prepare, "job_dir").unwrap(),
+            r#"'/opt/ssal bin/ssal' prepare --config "$job_dir/config.toml""#
+        );
         let nul = RunCommand { ssal: PathBuf::from("a\0b"), checkpoint_every: 1 };
-        assert!(nul.shell_line("job_dir").unwrap_err().contains("cannot shell-quote"));
+        assert!(nul.shell_line(Work::Run, "job_dir").unwrap_err().contains("cannot shell-quote"));
     }
 }

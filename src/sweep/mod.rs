@@ -4,12 +4,16 @@
 //! to one job, and a release that adds a config field changes no id.
 mod lock;
 mod runner;
+mod stages;
 mod state;
 
 pub use crate::scheduler::SlurmSettings;
 pub use lock::{LockError, SweepLock};
-pub use runner::{job_log, last_lines, FailureGroups, RunnerError, SweepRunner, Tally, WaitOutcome};
-pub use state::{JobState, OpenSubmission, PlanSync, PlannedJob, StateDb, StateError, SyncError, TrackedJob};
+pub use runner::{job_log, last_lines, prepare_log, FailureGroups, RunnerError, SweepRunner, Tally, WaitOutcome};
+pub use stages::{stages, Stage};
+pub use state::{
+    JobState, OpenSubmission, PlanSync, PlannedJob, StateDb, StateError, SyncError, TrackedJob, TrackedPrepare,
+};
 
 use crate::config::{ConfigError, ExperimentConfig};
 use rand::seq::SliceRandom;
@@ -71,6 +75,8 @@ pub struct Plan {
     pub axes: Vec<(String, Vec<Value>)>,
     /// The sweep file's `[slurm]` table.
     pub slurm: SlurmSettings,
+    /// The work several jobs share, run once before them (see [`stages`]).
+    pub stages: Vec<Stage>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -271,7 +277,8 @@ pub fn plan_str(text: &str, origin: &Path) -> Result<Plan, SweepError> {
     if let Some(seed) = file.shuffle_seed {
         jobs.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     }
-    Ok(Plan { name, jobs, axes, slurm: file.slurm })
+    let stages = stages(&jobs);
+    Ok(Plan { name, jobs, axes, slurm: file.slurm, stages })
 }
 
 fn describe(label: &[(String, String)]) -> String {
@@ -287,7 +294,8 @@ impl Job {
 }
 
 impl Plan {
-    /// Writes `dir/jobs/<id>/config.toml` for every job and `dir/plan.tsv` (index, id, axes).
+    /// Writes `dir/jobs/<id>/config.toml` for every job, `dir/plan.tsv` (index, id, axes) and
+    /// `dir/prepare/<key>/config.toml` for every prepare stage.
     /// A file that already holds its text is left alone, and one that changes is replaced whole:
     /// every `sweep status` re-plans while jobs start, and a job that read its config while it
     /// was being rewritten in place once saw an empty file and ran the defaults.
@@ -302,6 +310,9 @@ impl Plan {
         for (i, job) in self.jobs.iter().enumerate() {
             w(dir.join("jobs").join(&job.id).join("config.toml"), job.config.canonical_toml())?;
             tsv.push_str(&format!("{i}\t{}\t{}\n", job.id, describe(&job.label)));
+        }
+        for stage in &self.stages {
+            w(stage.dir(dir).join("config.toml"), stage.config.canonical_toml())?;
         }
         w(dir.join("plan.tsv"), tsv)
     }

@@ -1,9 +1,9 @@
 //! The sweep's state machine, written once against the `Scheduler` trait: submit what may run
-//! (each chunk journalled before the scheduler is asked, so that it is submitted exactly once),
-//! refresh states from one scheduler poll plus the jobs' result files, retry failures, stop after
-//! too many, cancel.
-use super::{JobState, Plan, PlanSync, PlannedJob, StateDb, StateError, SyncError, TrackedJob};
-use crate::scheduler::{Observed, Scheduler, SchedulerError, Task};
+//! (each chunk journalled before the scheduler is asked, so that it is submitted exactly once;
+//! jobs that share a preparation not yet done wait for one prepare task), refresh states from
+//! one scheduler poll plus the jobs' result files, retry failures, stop after too many, cancel.
+use super::{JobState, Plan, PlanSync, PlannedJob, Stage, StateDb, StateError, SyncError, TrackedJob, TrackedPrepare};
+use crate::scheduler::{Observed, Scheduler, SchedulerError, Submission, Task, Work};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -46,6 +46,8 @@ pub struct SweepRunner {
     /// What opening it changed: jobs retired because the plan no longer holds them, retired
     /// jobs restored because it holds them again.
     pub synced: PlanSync,
+    /// The plan's prepare stages (work its jobs share).
+    stages: Vec<Stage>,
 }
 
 /// A fresh submission token: unique across processes and time (not a random choice of an
@@ -75,6 +77,16 @@ pub fn job_log(sweep_dir: &Path, job: &TrackedJob) -> Option<PathBuf> {
         return Some(own);
     }
     let slurm = sweep_dir.join("arrays/logs").join(format!("{}.out", job.handle.as_deref()?));
+    slurm.is_file().then_some(slurm)
+}
+
+/// The log a prepare task left: its stage's `log.txt`, else Slurm's array output for its handle.
+pub fn prepare_log(sweep_dir: &Path, prepare: &TrackedPrepare) -> Option<PathBuf> {
+    let own = prepare.dir.join("log.txt");
+    if own.is_file() {
+        return Some(own);
+    }
+    let slurm = sweep_dir.join("arrays/logs").join(format!("{}.out", prepare.handle));
     slurm.is_file().then_some(slurm)
 }
 
@@ -118,7 +130,7 @@ impl SweepRunner {
             .collect();
         let synced = db.sync_plan(&jobs)?;
         plan.write(dir)?;
-        Ok(SweepRunner { dir: dir.to_path_buf(), db, synced })
+        Ok(SweepRunner { dir: dir.to_path_buf(), db, synced, stages: plan.stages.clone() })
     }
 
     /// Jobs per state, the retired ones apart.
@@ -174,10 +186,16 @@ impl SweepRunner {
             }
         }
         let ours: Vec<TrackedJob> = on_backend.into_iter().filter(|j| j.state.is_active()).collect();
-        if ours.is_empty() {
+        let prepares = self.active_prepares(scheduler.name())?;
+        if ours.is_empty() && prepares.is_empty() {
             return Ok(());
         }
-        let observed = scheduler.poll(&task_handles(&ours))?;
+        let mut handles = task_handles(&ours);
+        handles.extend(prepares.iter().map(|p| p.handle.clone()));
+        let observed = scheduler.poll(&handles)?;
+        self.refresh_prepares(&prepares, &observed)?;
+        let prepares = self.db.prepares()?;
+        let mut never_start: Vec<String> = Vec::new();
         for j in &ours {
             let seen = j.handle.as_ref().and_then(|h| observed.get(h)).cloned();
             let complete = || has_complete_result(&j.dir);
@@ -190,6 +208,10 @@ impl SweepRunner {
                 }
                 Some(Observed::Running) => (JobState::Running, None),
                 Some(Observed::Cancelled) => (JobState::Cancelled, None),
+                Some(Observed::DependencyFailed) => {
+                    never_start.extend(j.handle.clone());
+                    (JobState::Failed, Some(self.dependency_failed(j, &prepares)))
+                }
                 Some(Observed::Unknown) if complete() => (JobState::Done, None),
                 Some(Observed::Unknown) => (j.state, None),
                 Some(Observed::Ended { detail, .. }) if complete() => (JobState::Done, detail),
@@ -210,7 +232,56 @@ impl SweepRunner {
                 self.db.set_state(&j.job_id, state)?;
             }
         }
+        if !never_start.is_empty() {
+            never_start.sort();
+            never_start.dedup();
+            // Slurm keeps them pending for ever; a retry is a new submission with a new prepare.
+            scheduler.cancel(&never_start)?;
+        }
         Ok(())
+    }
+
+    /// Brings the active prepare tasks `prepares` up to date from the scheduler's answer
+    /// `observed`. One that left the queue without a record succeeded if its stage's cache
+    /// entry exists.
+    fn refresh_prepares(
+        &mut self,
+        prepares: &[TrackedPrepare],
+        observed: &HashMap<String, Observed>,
+    ) -> Result<(), RunnerError> {
+        for p in prepares {
+            let cached = || self.stages.iter().any(|s| s.key == p.key && s.is_cached());
+            let (state, detail) = match observed.get(&p.handle) {
+                Some(Observed::Queued { .. }) | Some(Observed::Unknown) => (p.state, None),
+                Some(Observed::Running) => (JobState::Running, None),
+                Some(Observed::Ended { success: true, detail }) => (JobState::Done, detail.clone()),
+                Some(Observed::Ended { success: false, detail }) => (JobState::Failed, detail.clone()),
+                Some(Observed::Cancelled) => (JobState::Cancelled, None),
+                Some(Observed::DependencyFailed) => (JobState::Failed, Some("waited for a task that failed".into())),
+                None if cached() => (JobState::Done, None),
+                None => (JobState::Failed, Some("left the queue; no accounting record".into())),
+            };
+            if state != p.state {
+                self.db.set_prepare_state(p, state, detail.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Why `job` will never start: the prepare task it waited for (among `prepares`) failed or
+    /// was cancelled — which one, how it ended, and where its log is.
+    fn dependency_failed(&self, job: &TrackedJob, prepares: &[TrackedPrepare]) -> String {
+        let after = job.after.as_deref().unwrap_or("?");
+        let Some(p) = prepares.iter().find(|p| Some(&p.backend) == job.backend.as_ref() && p.handle == after) else {
+            return format!("never started: the task it waited for ({after}) failed or was cancelled");
+        };
+        let how = match (&p.detail, p.state) {
+            (Some(detail), _) => format!("failed ({detail})"),
+            (None, JobState::Cancelled) => "was cancelled".to_string(),
+            (None, _) => "failed".to_string(),
+        };
+        let log = prepare_log(&self.dir, p).map_or("no log written".into(), |l| format!("log {}", l.display()));
+        format!("never started: its prepare job {after} (RotNet embedding {}) {how}; {log}", p.key)
     }
 
     /// What is known of the failed end of `job`: the scheduler's `detail` of its task's end and,
@@ -234,6 +305,12 @@ impl SweepRunner {
             Some(d) => format!("{d}; {packed}"),
             None => packed,
         })
+    }
+
+    /// The queued or running prepare tasks handed to `backend`.
+    fn active_prepares(&self, backend: &str) -> Result<Vec<TrackedPrepare>, RunnerError> {
+        let prepares = self.db.prepares()?;
+        Ok(prepares.into_iter().filter(|p| p.backend == backend && p.state.is_active()).collect())
     }
 
     /// The queued or running jobs handed to `backend`.
@@ -276,12 +353,62 @@ impl SweepRunner {
             .take(room)
             .map(|j| Task { job_id: j.job_id.clone(), dir: j.dir.clone() })
             .collect();
+        // Jobs grouped by the prepare stage they wait for (none when it is done or they share
+        // nothing), in plan order of each group's first job.
+        let mut groups: Vec<(Option<Stage>, Vec<Task>)> = Vec::new();
+        for task in ready {
+            let stage = self.stages.iter().find(|s| s.jobs.contains(&task.job_id)).filter(|s| !s.is_cached()).cloned();
+            let key = stage.as_ref().map(|s| s.key.clone());
+            match groups.iter_mut().find(|(s, _)| s.as_ref().map(|s| s.key.clone()) == key) {
+                Some((_, tasks)) => tasks.push(task),
+                None => groups.push((stage, vec![task])),
+            }
+        }
+        let mut submitted = 0;
+        for (stage, tasks) in groups {
+            let after = stage.map(|s| self.prepare(scheduler, &s)).transpose()?;
+            submitted += self.submit_chunks(scheduler, &tasks, after.as_deref())?;
+        }
+        Ok(submitted)
+    }
+
+    /// The handle of a prepare task for `stage` on `scheduler`'s backend: the one queued or
+    /// running, else a new one. A prepare task is not journalled: one submitted twice (ssal
+    /// stopped between the scheduler's answer and the record) costs a queued task, never a
+    /// second training, since the embedding cache trains each entry once under a file lock.
+    fn prepare(&mut self, scheduler: &mut dyn Scheduler, stage: &Stage) -> Result<String, RunnerError> {
+        let active = self.active_prepares(scheduler.name())?.into_iter().rev().find(|p| p.key == stage.key);
+        if let Some(p) = active {
+            return Ok(p.handle);
+        }
+        let dir = stage.dir(&self.dir);
+        let task = Task { job_id: stage.key.clone(), dir: dir.clone() };
+        let token = new_token(&self.dir);
+        let submission =
+            Submission { tasks: std::slice::from_ref(&task), token: &token, work: Work::Prepare, after: None };
+        let handle = scheduler.submit(&submission)?.pop().ok_or_else(|| SchedulerError::Parse {
+            command: format!("{} submit", scheduler.name()),
+            message: "no handle for the prepare task".into(),
+        })?;
+        self.db.record_prepare(scheduler.name(), &handle, &stage.key, &dir)?;
+        Ok(handle)
+    }
+
+    /// Submits `ready` in chunks the scheduler accepts, each waiting for `after` if given, each
+    /// journalled before the scheduler is asked. Returns how many jobs were submitted.
+    fn submit_chunks(
+        &mut self,
+        scheduler: &mut dyn Scheduler,
+        ready: &[Task],
+        after: Option<&str>,
+    ) -> Result<usize, RunnerError> {
+        let per_task = scheduler.jobs_per_task();
         let mut submitted = 0;
         for chunk in ready.chunks(scheduler.max_batch()) {
             let token = new_token(&self.dir);
             let ids: Vec<String> = chunk.iter().map(|t| t.job_id.clone()).collect();
-            self.db.journal_open(&token, scheduler.name(), &ids, per_task)?;
-            match scheduler.submit(chunk, &token) {
+            self.db.journal_open(&token, scheduler.name(), &ids, per_task, after)?;
+            match scheduler.submit(&Submission { tasks: chunk, token: &token, work: Work::Run, after }) {
                 Ok(handles) => {
                     let pairs: Vec<(String, String)> = ids.into_iter().zip(handles).collect();
                     self.db.mark_submitted(scheduler.name(), &token, &pairs)?;
@@ -378,13 +505,20 @@ impl SweepRunner {
         }
     }
 
-    /// Cancels every active job of `scheduler`'s backend, retired ones included.
+    /// Cancels every active job and prepare task of `scheduler`'s backend, retired jobs
+    /// included; returns how many jobs.
     pub fn cancel(&mut self, scheduler: &mut dyn Scheduler) -> Result<usize, RunnerError> {
         self.reconcile(scheduler)?;
         let ours = self.active_on(scheduler.name())?;
-        scheduler.cancel(&task_handles(&ours))?;
+        let prepares = self.active_prepares(scheduler.name())?;
+        let mut handles = task_handles(&ours);
+        handles.extend(prepares.iter().map(|p| p.handle.clone()));
+        scheduler.cancel(&handles)?;
         for j in &ours {
             self.db.set_state(&j.job_id, JobState::Cancelled)?;
+        }
+        for p in &prepares {
+            self.db.set_prepare_state(p, JobState::Cancelled, None)?;
         }
         Ok(ours.len())
     }
@@ -405,6 +539,9 @@ mod tests {
         unreachable: bool,
         outcome: Option<Observed>,
         per_task: usize,
+        /// What each submission ran and waited for.
+        afters: Vec<(Work, Option<String>)>,
+        cancelled: Vec<String>,
     }
 
     /// The handles of `jobs` jobs submitted under `token`, `per_task` to a task.
@@ -422,8 +559,11 @@ mod tests {
         fn max_batch(&self) -> usize {
             2
         }
-        fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError> {
-            let handles = packed(token, tasks.len(), self.per_task);
+        fn submit(&mut self, submission: &Submission) -> Result<Vec<String>, SchedulerError> {
+            let Submission { tasks, token, work, after } = *submission;
+            let per_task = if work == Work::Prepare { 1 } else { self.per_task };
+            let handles = packed(token, tasks.len(), per_task);
+            self.afters.push((work, after.map(String::from)));
             self.submissions.push((token.to_string(), handles.clone()));
             if self.ambiguous > 0 {
                 self.ambiguous -= 1;
@@ -450,7 +590,8 @@ mod tests {
             let o = self.outcome.clone().unwrap_or(Observed::QUEUED);
             Ok(handles.iter().map(|h| (h.clone(), o.clone())).collect())
         }
-        fn cancel(&mut self, _handles: &[String]) -> Result<(), SchedulerError> {
+        fn cancel(&mut self, handles: &[String]) -> Result<(), SchedulerError> {
+            self.cancelled.extend(handles.iter().cloned());
             Ok(())
         }
     }
@@ -485,7 +626,7 @@ mod tests {
         assert_eq!(r.submit(&mut s, 100, |j| j.state == JobState::Planned).unwrap(), 0);
         // A journal entry the scheduler does not have is closed without adopting anything.
         let mut other = Memory::default();
-        r.db.journal_open("lost", "memory", &["x".into()], 1).unwrap();
+        r.db.journal_open("lost", "memory", &["x".into()], 1, None).unwrap();
         assert_eq!(r.reconcile(&mut other).unwrap(), 0);
         assert!(r.db.journal_open_entries("memory").unwrap().is_empty());
     }
@@ -590,5 +731,65 @@ mod tests {
         let task = format!("{}_0", s.submissions[0].0);
         let handles: Vec<Option<String>> = r.db.jobs().unwrap().into_iter().map(|j| j.handle).collect();
         assert_eq!(handles, [Some(task.clone()), Some(task)]);
+    }
+
+    #[test]
+    fn jobs_sharing_an_embedding_wait_for_one_prepare_task_and_fail_with_it() {
+        let t = tempfile::tempdir().unwrap();
+        // Three seeds share one RotNet (fixed seed; an unusual width, so no real cache has it),
+        // a fourth job needs no embedding.
+        let text = "[base]\ninit.embedding = \"rotnet\"\nrotnet.seed = 0\nrotnet.width = 3\n\
+                    [grid]\nseed = [0, 1, 2]\n[[include]]\ninit.embedding = \"none\"\n";
+        let plan = crate::sweep::plan_str(text, Path::new("t.toml")).unwrap();
+        assert!(!plan.stages[0].is_cached());
+        let mut r = SweepRunner::open(&plan, t.path()).unwrap();
+        let mut s = Memory { per_task: 2, ..Default::default() };
+        assert_eq!(r.submit(&mut s, 100, |_| true).unwrap(), 4);
+        let prepare = format!("{}_0", s.submissions[0].0);
+        // The prepare task first, then the jobs that wait for it (two chunks of max_batch 2),
+        // then the job that shares nothing, waiting for nothing.
+        assert_eq!(
+            s.afters,
+            [
+                (Work::Prepare, None),
+                (Work::Run, Some(prepare.clone())),
+                (Work::Run, Some(prepare.clone())),
+                (Work::Run, None)
+            ]
+        );
+        // Every job of the stage waits for that one task.
+        let jobs = r.db.jobs().unwrap();
+        assert_eq!(jobs.iter().filter(|j| j.after.as_deref() == Some(&*prepare)).count(), 3);
+        // The prepare task fails: the jobs waiting for it never start; they fail naming it and
+        // its log, and are cancelled at the scheduler (Slurm would keep them pending).
+        s.outcome = Some(Observed::DependencyFailed);
+        let mut observed = HashMap::new();
+        observed.insert(prepare.clone(), Observed::Ended { success: false, detail: Some("FAILED, exit 1:0".into()) });
+        r.refresh_prepares(&r.db.prepares().unwrap(), &observed).unwrap();
+        std::fs::create_dir_all(plan.stages[0].dir(t.path())).unwrap();
+        std::fs::write(plan.stages[0].dir(t.path()).join("log.txt"), "error: no data\n").unwrap();
+        r.refresh(Some(&mut s)).unwrap();
+        let jobs = r.db.jobs().unwrap();
+        let failed: Vec<&TrackedJob> = jobs.iter().filter(|j| j.state == JobState::Failed).collect();
+        assert_eq!(failed.len(), 4, "the fake fails every waiting task, the fourth one too");
+        let detail = failed[0].detail.clone().unwrap();
+        let log = plan.stages[0].dir(t.path()).join("log.txt");
+        assert_eq!(
+            detail,
+            format!(
+                "never started: its prepare job {prepare} (RotNet embedding {}) failed (FAILED, exit 1:0); log {}",
+                plan.stages[0].key,
+                log.display()
+            )
+        );
+        assert!(s.cancelled.contains(&failed[0].handle.clone().unwrap()));
+        // A retry submits a new prepare task: the failed one is never waited for again.
+        s.outcome = None;
+        let before = s.submissions.len();
+        assert_eq!(r.submit(&mut s, 100, |j| j.state == JobState::Failed).unwrap(), 4);
+        assert_eq!(s.afters[before].0, Work::Prepare);
+        let again = format!("{}_0", s.submissions[before].0);
+        assert_eq!(s.afters[before + 1], (Work::Run, Some(again)));
+        assert_eq!(r.db.prepares().unwrap().len(), 2);
     }
 }

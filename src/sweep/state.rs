@@ -73,6 +73,9 @@ pub struct TrackedJob {
     /// is in the plan. A retired job keeps its state, result and handle but is never submitted;
     /// `plan_index` is then its index in the last plan that held it.
     pub retired_at: Option<i64>,
+    /// The handle of the prepare task the current attempt waits for (it was submitted with a
+    /// dependency on it), if any.
+    pub after: Option<String>,
 }
 
 impl TrackedJob {
@@ -199,6 +202,17 @@ CREATE TABLE IF NOT EXISTS submissions (
     created_at INTEGER NOT NULL,
     closed_at INTEGER
 );
+-- Prepare tasks (work several jobs share, run once before them), newest last.
+CREATE TABLE IF NOT EXISTS prepares (
+    backend TEXT NOT NULL,
+    handle TEXT NOT NULL,
+    key TEXT NOT NULL,
+    dir TEXT NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT,
+    submitted_at INTEGER NOT NULL,
+    PRIMARY KEY (backend, handle)
+);
 -- Every attempt's end as the scheduler reported it.
 CREATE TABLE IF NOT EXISTS attempts (
     job_id TEXT NOT NULL,
@@ -211,15 +225,33 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 ";
 
+/// A prepare task of the sweep (one stage's shared work, e.g. a RotNet embedding), as handed
+/// to a backend: what its dependants' failures name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedPrepare {
+    pub backend: String,
+    pub handle: String,
+    /// The stage's key (the embedding's cache key).
+    pub key: String,
+    /// The stage's directory (its `config.toml` and `log.txt`).
+    pub dir: PathBuf,
+    pub state: JobState,
+    /// What the scheduler said of its end.
+    pub detail: Option<String>,
+}
+
 /// Columns added after the first version, as (table, column, definition): an older database
 /// gets them, empty, when it is opened (no job of it is retired until a plan without it is
-/// synced; a submission without `jobs_per_task` packed one job per task).
-const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+/// synced; a submission without `jobs_per_task` packed one job per task; one without `after`
+/// waited for nothing).
+const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     ("jobs", "detail", "TEXT"),
     ("jobs", "pending_reason", "TEXT"),
     ("jobs", "axes", "TEXT"),
     ("jobs", "retired_at", "INTEGER"),
     ("submissions", "jobs_per_task", "INTEGER"),
+    ("jobs", "after", "TEXT"),
+    ("submissions", "after", "TEXT"),
 ];
 
 /// An open journal entry: a submission being made when an earlier call stopped.
@@ -390,7 +422,7 @@ impl StateDb {
             .conn
             .prepare(
                 "SELECT job_id, plan_index, backend, handle, state, attempts, submitted_at, finished_at, dir,
-                        detail, pending_reason, axes, retired_at
+                        detail, pending_reason, axes, retired_at, after
                  FROM jobs ORDER BY retired_at IS NOT NULL, plan_index, job_id",
             )
             .map_err(self.err())?;
@@ -411,6 +443,7 @@ impl StateDb {
                     pending_reason: r.get(10)?,
                     axes: r.get(11)?,
                     retired_at: r.get(12)?,
+                    after: r.get(13)?,
                 })
             })
             .map_err(self.err())?;
@@ -418,21 +451,23 @@ impl StateDb {
     }
 
     /// Opens a journal entry for a chunk about to be submitted under `token`, `jobs_per_task` to
-    /// a scheduler task: committed before the scheduler is asked, so that a crash in between
-    /// leaves a trace to reconcile (and the packing to map the jobs onto the tasks found).
+    /// a scheduler task, waiting for the prepare task `after` if given: committed before the
+    /// scheduler is asked, so that a crash in between leaves a trace to reconcile (and the
+    /// packing to map the jobs onto the tasks found, and the dependency their failure names).
     pub fn journal_open(
         &mut self,
         token: &str,
         backend: &str,
         job_ids: &[String],
         jobs_per_task: usize,
+        after: Option<&str>,
     ) -> Result<(), StateError> {
         let ids = serde_json::to_string(job_ids).expect("strings serialise");
         self.conn
             .execute(
-                "INSERT INTO submissions (token, backend, job_ids, state, created_at, jobs_per_task)
-                 VALUES (?1, ?2, ?3, 'open', ?4, ?5)",
-                params![token, backend, ids, now(), jobs_per_task as i64],
+                "INSERT INTO submissions (token, backend, job_ids, state, created_at, jobs_per_task, after)
+                 VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6)",
+                params![token, backend, ids, now(), jobs_per_task as i64, after],
             )
             .map_err(self.err())?;
         Ok(())
@@ -468,8 +503,8 @@ impl StateDb {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// Marks jobs as handed to `backend` under `handles` (one more attempt each) and closes the
-    /// journal entry `token` as accepted, in one transaction.
+    /// Marks jobs as handed to `backend` under `handles` (one more attempt each, waiting for the
+    /// entry's `after`) and closes the journal entry `token` as accepted, in one transaction.
     pub fn mark_submitted(
         &mut self,
         backend: &str,
@@ -483,9 +518,10 @@ impl StateDb {
         for (id, handle) in submitted {
             tx.execute(
                 "UPDATE jobs SET backend = ?2, handle = ?3, state = 'submitted', attempts = attempts + 1,
-                 submitted_at = ?4, finished_at = NULL, updated_at = ?4, detail = NULL, pending_reason = NULL
+                 submitted_at = ?4, finished_at = NULL, updated_at = ?4, detail = NULL, pending_reason = NULL,
+                 after = (SELECT after FROM submissions WHERE token = ?5)
                  WHERE job_id = ?1",
-                params![id, backend, handle, t],
+                params![id, backend, handle, t, token],
             )
             .map_err(err)?;
         }
@@ -526,6 +562,59 @@ impl StateDb {
     pub fn set_pending_reason(&self, job_id: &str, reason: Option<&str>) -> Result<(), StateError> {
         self.conn
             .execute("UPDATE jobs SET pending_reason = ?2 WHERE job_id = ?1", params![job_id, reason])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Records a prepare task handed to `backend` as `handle` for the stage `key` in `dir`.
+    pub fn record_prepare(&self, backend: &str, handle: &str, key: &str, dir: &Path) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO prepares (backend, handle, key, dir, state, submitted_at)
+                 VALUES (?1, ?2, ?3, ?4, 'submitted', ?5)",
+                params![backend, handle, key, dir.to_string_lossy(), now()],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Every prepare task, oldest first.
+    pub fn prepares(&self) -> Result<Vec<TrackedPrepare>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT backend, handle, key, dir, state, detail FROM prepares
+                 ORDER BY submitted_at, rowid",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                let state: String = r.get(4)?;
+                Ok(TrackedPrepare {
+                    backend: r.get(0)?,
+                    handle: r.get(1)?,
+                    key: r.get(2)?,
+                    dir: PathBuf::from(r.get::<_, String>(3)?),
+                    state: JobState::parse(&state).unwrap_or(JobState::Failed),
+                    detail: r.get(5)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Sets a prepare task's state and what the scheduler said of its end.
+    pub fn set_prepare_state(
+        &self,
+        prepare: &TrackedPrepare,
+        state: JobState,
+        detail: Option<&str>,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE prepares SET state = ?3, detail = ?4 WHERE backend = ?1 AND handle = ?2",
+                params![prepare.backend, prepare.handle, state.as_str(), detail],
+            )
             .map_err(self.err())?;
         Ok(())
     }
@@ -601,11 +690,11 @@ mod tests {
         db.sync_plan(&[legacy_job(&jobs, "old-a"), legacy_job(&jobs, "old-b"), legacy_job(&jobs, "old-c")]).unwrap();
         db.set_state("old-a", JobState::Done).unwrap();
         // b is queued at the scheduler; c's submission is in flight (journalled, unanswered).
-        db.journal_open("t1", "slurm", &["old-b".into()], 1).unwrap();
+        db.journal_open("t1", "slurm", &["old-b".into()], 1, None).unwrap();
         db.mark_submitted("slurm", "t1", &[("old-b".into(), "7_1".into())]).unwrap();
         let b = db.jobs().unwrap().into_iter().find(|j| j.job_id == "old-b").unwrap();
         db.record_end(&b, JobState::Failed, Some("exit 1")).unwrap();
-        db.journal_open("t2", "slurm", &["old-c".into()], 1).unwrap();
+        db.journal_open("t2", "slurm", &["old-c".into()], 1, None).unwrap();
         // Planning planned through the old dir: planning now writes the new one (config only).
         std::fs::create_dir_all(jobs.join("new-c")).unwrap();
         std::fs::write(jobs.join("new-c/config.toml"), "").unwrap();

@@ -6,7 +6,7 @@ mod script;
 
 pub use script::{render_array_script, ArrayScript, ScriptError, SlurmSettings};
 
-use super::{Observed, RunCommand, Scheduler, SchedulerError, Task};
+use super::{Observed, RunCommand, Scheduler, SchedulerError, Submission, Work};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,8 +45,13 @@ pub mod parse {
         }
     }
 
+    /// The pending reason of a task whose dependency failed or was cancelled (`afterok` can
+    /// no longer be met): Slurm keeps it pending for ever unless the site kills such jobs.
+    pub const DEPENDENCY_NEVER_SATISFIED: &str = "DependencyNeverSatisfied";
+
     /// Lines of `squeue -h -r -t all -o '%i|%T|%r'` as (task id, state with the pending
-    /// reason); array tasks read `123_4`.
+    /// reason; a task waiting on a failed dependency is `DependencyFailed`); array tasks read
+    /// `123_4`.
     pub fn squeue_states(stdout: &str) -> Result<Vec<(String, Observed)>, String> {
         stdout
             .lines()
@@ -59,9 +64,10 @@ pub mod parse {
                 // "CANCELLED by 0" appears in some versions' long form.
                 let state = state.split_whitespace().next().unwrap_or_default();
                 let reason = parts.next().map(str::trim).filter(|r| !r.is_empty() && *r != "None");
-                let observed = match job_state(state) {
-                    Observed::Queued { .. } => Observed::Queued { reason: reason.map(String::from) },
-                    other => other,
+                let observed = match (job_state(state), reason) {
+                    (Observed::Queued { .. }, Some(DEPENDENCY_NEVER_SATISFIED)) => Observed::DependencyFailed,
+                    (Observed::Queued { .. }, reason) => Observed::Queued { reason: reason.map(String::from) },
+                    (other, _) => other,
                 };
                 Ok((id.to_string(), observed))
             })
@@ -117,6 +123,13 @@ pub mod parse {
             }
         }
         out
+    }
+
+    /// The `sbatch` option that holds a submission until the job of `handle` (an array task
+    /// `123_0`: its whole array, which for a prepare task is that one task) has completed
+    /// successfully: `--dependency=afterok:123`.
+    pub fn afterok(handle: &str) -> String {
+        format!("--dependency=afterok:{}", array_id(handle))
     }
 
     /// The job id of an array task id (`123_4` → `123`, `123_[5-9]` → `123`).
@@ -227,9 +240,9 @@ fn run_retrying(program: &str, args: &[&str], backoff: &[Duration]) -> Result<st
 /// The array size limit assumed where the cluster is not asked (Slurm's default `MaxArraySize`).
 pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
 
-/// The batch script of one array of `tasks` tasks whose job ids are listed in `task_list`, each
-/// job run by `run`: what a submission writes and what `sweep plan` previews, built in this one
-/// place.
+/// The batch script of one array of `tasks` tasks whose job ids (or, for a prepare stage, its
+/// key) are listed in `task_list`, each doing `work` with `run`: what a submission writes and
+/// what `sweep plan` previews, built in this one place.
 pub fn array_script(
     settings: &SlurmSettings,
     sweep: &str,
@@ -237,17 +250,23 @@ pub fn array_script(
     task_list: &Path,
     tasks: usize,
     run: &RunCommand,
+    work: Work,
 ) -> Result<String, ScriptError> {
     let arrays = sweep_dir.join("arrays");
+    let jobs_dir = match work {
+        Work::Run => sweep_dir.join("jobs"),
+        Work::Prepare => sweep_dir.join(super::PREPARE_DIR),
+    };
     render_array_script(
         settings,
         &ArrayScript {
             sweep,
             task_list,
             tasks,
-            jobs_dir: &sweep_dir.join("jobs"),
+            jobs_dir: &jobs_dir,
             slurm_log: &arrays.join("logs/%A_%a.out"),
             run,
+            work,
         },
     )
 }
@@ -273,7 +292,7 @@ pub fn preview_first_array(
     let ssal = settings.ssal.clone().unwrap_or_else(|| std::env::current_exe().unwrap_or("ssal".into()));
     let run = RunCommand { ssal, checkpoint_every: settings.checkpoint_every };
     let task_list = sweep_dir.join("arrays/<submission>.tasks");
-    Ok((tasks, array_script(settings, sweep, sweep_dir, &task_list, tasks.max(1), &run)?))
+    Ok((tasks, array_script(settings, sweep, sweep_dir, &task_list, tasks.max(1), &run, Work::Run)?))
 }
 
 impl SlurmScheduler {
@@ -301,18 +320,28 @@ impl SlurmScheduler {
         format!("ssal-{}-{token}", self.sweep)
     }
 
-    /// Submits `script` named after `token`; after an answer that may hide an accepted job, the
-    /// job is looked up by its name before anything is sent again.
-    /// Returns one handle per job of the `jobs` it holds.
-    fn sbatch(&mut self, script: &std::path::Path, token: &str, jobs: usize) -> Result<Vec<String>, SchedulerError> {
+    /// Submits `script` named after `token`, held until `after` has succeeded if given; after an
+    /// answer that may hide an accepted job, the job is looked up by its name before anything is
+    /// sent again. Returns one handle per job of the `jobs` it holds, `per_task` to a task.
+    fn sbatch(
+        &mut self,
+        script: &std::path::Path,
+        token: &str,
+        jobs: usize,
+        per_task: usize,
+        after: Option<&str>,
+    ) -> Result<Vec<String>, SchedulerError> {
         let script = script.to_string_lossy();
         let name = format!("--job-name={}", self.job_name(token));
         let backoff = self.backoff.clone();
         let mut waits = backoff.iter();
-        let per_task = self.settings.jobs_per_task;
         let handles = |id: &str| task_handles(id, jobs, per_task);
+        let mut args = vec!["--parsable".to_string(), name];
+        args.extend(after.map(parse::afterok));
+        args.push(script.to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         loop {
-            match run("sbatch", &["--parsable", &name, &script]) {
+            match run("sbatch", &args) {
                 Ok(out) => {
                     let stdout = String::from_utf8_lossy(&out.stdout);
                     return parse::sbatch_job_id(&stdout).map(|id| handles(&id)).ok_or_else(|| SchedulerError::Parse {
@@ -369,7 +398,12 @@ impl Scheduler for SlurmScheduler {
         self.max_array.max(1).saturating_mul(self.settings.jobs_per_task.max(1))
     }
 
-    fn submit(&mut self, tasks: &[Task], token: &str) -> Result<Vec<String>, SchedulerError> {
+    /// Writes the submission's task list and script under `arrays/` and submits it; a prepare
+    /// submission is a one-task array running `ssal prepare` in its stage's directory, and a
+    /// submission with `after` waits for it (`--dependency=afterok:…` on the command line, so a
+    /// site's own template needs nothing for it).
+    fn submit(&mut self, submission: &Submission) -> Result<Vec<String>, SchedulerError> {
+        let Submission { tasks, token, work, after } = *submission;
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
@@ -381,12 +415,13 @@ impl Scheduler for SlurmScheduler {
         let ids: String = tasks.iter().map(|t| format!("{}\n", t.job_id)).collect();
         std::fs::write(&task_list, ids).map_err(|e| SchedulerError::Io(format!("{}: {e}", task_list.display())))?;
         let script_path = arrays.join(format!("{stamp}.sh"));
-        let array = self.settings.array_tasks(tasks.len());
-        let script = array_script(&self.settings, &self.sweep, &self.sweep_dir, &task_list, array, &self.run)
+        let per_task = if work == Work::Prepare { 1 } else { self.settings.jobs_per_task };
+        let array = tasks.len().div_ceil(per_task.max(1));
+        let script = array_script(&self.settings, &self.sweep, &self.sweep_dir, &task_list, array, &self.run, work)
             .map_err(|e| SchedulerError::Io(e.to_string()))?;
         std::fs::write(&script_path, script)
             .map_err(|e| SchedulerError::Io(format!("{}: {e}", script_path.display())))?;
-        self.sbatch(&script_path, token, tasks.len())
+        self.sbatch(&script_path, token, tasks.len(), per_task, after)
     }
 
     fn find_submission(
@@ -508,6 +543,18 @@ mod tests {
                 ("1_1".into(), Observed::Running)
             ]
         );
+        // A task waiting with `--dependency=afterok:…` on a task that failed (the reason of
+        // slurm-wlm 22.05's squeue, as documented in squeue(1)'s JOB REASON CODES): it never
+        // starts; while the dependency runs it is only waiting.
+        let sample = "9_0|PENDING|DependencyNeverSatisfied\n9_1|PENDING|Dependency\n";
+        assert_eq!(
+            squeue_states(sample).unwrap(),
+            vec![
+                ("9_0".into(), Observed::DependencyFailed),
+                ("9_1".into(), Observed::Queued { reason: Some("Dependency".into()) })
+            ]
+        );
+        assert_eq!(afterok("8_0"), "--dependency=afterok:8");
         // Without the reason column, as the first ssal versions asked.
         assert_eq!(squeue_states("1_1|PENDING\n").unwrap()[0].1, Observed::QUEUED);
         for queued in ["PENDING", "CONFIGURING", "REQUEUED", "PREEMPTED", "REQUEUE_HOLD", "SUSPENDED", "NEW_STATE"] {

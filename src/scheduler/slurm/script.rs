@@ -1,6 +1,6 @@
 //! Slurm batch scripts: the `[slurm]` table of a sweep file and the job-array script rendered
 //! from `templates/slurm-array.sh.j2` (or a site's own template) with every value shell-quoted.
-use crate::scheduler::RunCommand;
+use crate::scheduler::{RunCommand, Work};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -151,6 +151,8 @@ pub struct ArrayScript<'a> {
     pub slurm_log: &'a Path,
     /// How each job runs (the line is rendered with the job's directory in `$job_dir`).
     pub run: &'a RunCommand,
+    /// What each task runs: its jobs (`ssal run`), or a prepare stage (`ssal prepare`).
+    pub work: Work,
 }
 
 /// Errors of rendering, naming the template.
@@ -199,8 +201,10 @@ pub fn render_array_script(settings: &SlurmSettings, array: &ArrayScript) -> Res
         }
     }
     let path = |p: &Path| p.display().to_string();
-    let run_command =
-        array.run.shell_line("job_dir").map_err(|message| ScriptError::Setting { field: "ssal", message })?;
+    let run_command = array
+        .run
+        .shell_line(array.work, "job_dir")
+        .map_err(|message| ScriptError::Setting { field: "ssal", message })?;
     let context = minijinja::context! {
         sweep => array.sweep,
         job_name => format!("ssal-{}", array.sweep),
@@ -242,6 +246,7 @@ mod tests {
             jobs_dir: Path::new("/data/my results/jobs"),
             slurm_log: Path::new("/data/my results/logs/%A_%a.out"),
             run: &RunCommand { ssal: "/opt/ssal bin/ssal".into(), checkpoint_every: settings.checkpoint_every },
+            work: Work::Run,
         };
         render_array_script(settings, &array).unwrap()
     }
@@ -256,6 +261,7 @@ mod tests {
             jobs_dir: Path::new("j"),
             slurm_log: Path::new("l"),
             run: &run,
+            work: Work::Run,
         };
         render_array_script(settings, &array)
     }
@@ -373,6 +379,7 @@ mod tests {
             jobs_dir: &jobs,
             slurm_log: Path::new("/l/%A_%a.out"),
             run: &run,
+            work: Work::Run,
         };
         let script = render_array_script(&settings, &array).unwrap();
         assert!(script.contains("#SBATCH --array=0-2\n") && script.contains("up to 2 jobs per array task"), "{script}");
