@@ -152,8 +152,13 @@ fn draw_index_order(nearest: &[f32], max: f32, arg: usize, temperature: f64, rng
 /// One uniform number times the total of `weights`, located in their running sum ([`locate`]);
 /// `fallback` if no weight is positive. The weights are summed and walked in the same order.
 fn walk(weights: impl Iterator<Item = f64> + Clone, fallback: usize, rng: &mut impl Rng) -> usize {
+    walk_with(weights, fallback, rng.random::<f64>())
+}
+
+/// [`walk`] given its uniform number `r`.
+fn walk_with(weights: impl Iterator<Item = f64> + Clone, fallback: usize, r: f64) -> usize {
     let total: f64 = weights.clone().sum();
-    locate(weights, rng.random::<f64>() * total).map_or(fallback, |(i, _)| i)
+    locate(weights, r * total).map_or(fallback, |(i, _)| i)
 }
 
 /// Where `u` falls in the running sum of `weights`: the first index whose weight exceeds what is

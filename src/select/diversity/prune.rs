@@ -16,8 +16,9 @@
 //! copy of the rows, at most twice the matrix, while pruning. The last member is the group's
 //! largest distance (lowest index on ties), so T = 0 takes the unpruned argmax from the group
 //! maxima, and T > 0 draws over the identical distances in index order ([`Draw::IndexOrder`]:
-//! identical picks) or walks group weight sums first ([`Draw::Grouped`]: the same distribution,
-//! not the same picks for a seed).
+//! identical picks; at T = 0.5 from block sums of the distances with a rounding check, `draw.rs`)
+//! or walks group weight sums first ([`Draw::Grouped`]: the same distribution, not the same picks
+//! for a seed).
 //!
 //! [`Pruning::Auto`] starts unpruned (a streaming pass that also records each point's centre) and
 //! every few centres probes what the bounds would skip for the incoming centre; it prunes while
@@ -41,7 +42,10 @@ pub enum Pruning {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Draw {
     /// The unpruned sampler's draw: one uniform number against the cumulative weights in index
-    /// order, O(N) per pick. Picks are identical to the unpruned sampler's.
+    /// order. Picks are identical to the unpruned sampler's. At T = 0.5 (weights d²) it is located
+    /// from block sums of the distances, renewed where they changed, and checked against the
+    /// rounding of the index-order walk (see `draw.rs`), which it runs only when the check fails
+    /// (about once in 10⁵ picks); at other T > 0 it walks all N weights per pick.
     #[default]
     IndexOrder,
     /// Walk the groups' weight sums, then the members of one group: O(groups + group size) per
@@ -358,6 +362,9 @@ struct Moved {
 
 /// Below this many values a thread costs more than it saves (as in the unpruned pass).
 const PARALLEL_VALUES: usize = 1 << 16;
+/// The same for a pruned pass, whose threads are spawned per pass for a few hundred
+/// microseconds of work at most: a spawn and join costs tens of microseconds, more on a busy machine.
+const PRUNED_PARALLEL_VALUES: usize = 1 << 18;
 
 struct Sampler<'e, 'a> {
     emb: &'e Embeddings<'a>,
@@ -372,6 +379,14 @@ struct Sampler<'e, 'a> {
     assign: Vec<u32>,
     /// Slot → centre row; slot 0 is [`UNREACHED`].
     centres: Vec<u32>,
+    /// The centres' rows in slot order (slot 0's row unused), for the centre distances.
+    centre_rows: Vec<f32>,
+    /// The last pass's cuts ([`Sampler::cuts`]), kept to reuse the storage.
+    cuts: Vec<f32>,
+    /// The nearest distances' block sums for the index-order draw at T = 0.5 ([`draw`]).
+    block_sums: Option<draw::BlockSums>,
+    /// Multiplies [`draw::BlockSums`]' margin (1; tests raise it to force the walk).
+    margin_scale: f64,
     /// One group per slot while pruning; empty while streaming.
     groups: Vec<Group>,
     pruning: bool,
@@ -447,6 +462,10 @@ impl<'e, 'a> Sampler<'e, 'a> {
             nearest: vec![f32::INFINITY; n],
             assign: vec![UNREACHED; n],
             centres: vec![NONE],
+            centre_rows: vec![0.0; emb.dim],
+            cuts: Vec::new(),
+            block_sums: (exponent == 1.0 && draw == Draw::IndexOrder).then(|| draw::BlockSums::new(n)),
+            margin_scale: 1.0,
             groups: Vec::new(),
             pruning: false,
             until_probe: 1,
@@ -478,6 +497,7 @@ impl<'e, 'a> Sampler<'e, 'a> {
         }
         let slot = self.centres.len() as u32;
         self.centres.push(c as u32);
+        self.centre_rows.extend_from_slice(self.emb.row(c));
         self.stats.centres += 1;
         if self.pruning {
             let (points, centres) = self.pruned_pass(c, slot);
@@ -498,10 +518,16 @@ impl<'e, 'a> Sampler<'e, 'a> {
         } else {
             self.streaming_pass(c, slot);
             self.stats.point_evaluations += n;
+            if let Some(sums) = &mut self.block_sums {
+                sums.all_changed();
+            }
         }
         // As the unpruned sampler does; already so, since s(c, c) = 0 and c is always read.
         debug_assert_eq!(self.nearest[c], 0.0);
         self.nearest[c] = 0.0;
+        if let Some(sums) = &mut self.block_sums {
+            sums.changed(c);
+        }
     }
 
     /// The unpruned pass (the same distances, chunks and threads as `update_nearest`), also
@@ -529,58 +555,46 @@ impl<'e, 'a> Sampler<'e, 'a> {
         });
     }
 
-    /// Squared distances from the rows `rows` to row `c`, in parallel above [`PARALLEL_VALUES`].
-    fn centre_distances(&self, rows: &[u32], c: usize) -> Vec<f32> {
-        let emb = self.emb;
-        let centre = emb.row(c);
-        let mut out = vec![0f32; rows.len()];
-        let fill = |rows: &[u32], out: &mut [f32]| {
-            for (o, &g) in out.iter_mut().zip(rows) {
-                *o = squared_distance(emb.row(g as usize), centre);
-            }
-        };
-        if self.threads == 1 || rows.len() * emb.dim < PARALLEL_VALUES {
-            fill(rows, &mut out);
-        } else {
-            let chunk = rows.len().div_ceil(self.threads);
-            std::thread::scope(|s| {
-                for (r, o) in rows.chunks(chunk).zip(out.chunks_mut(chunk)) {
-                    s.spawn(move || fill(r, o));
-                }
-            });
-        }
-        out
-    }
-
     /// Each slot's cut for the new centre `c` given each slot's largest distance: the members at
     /// or below it keep their distance ([`Bounds::cut`]). ∞ (nothing read) for empty slots and
     /// slots whose distances are all 0 (selected points, duplicates), which cannot drop and cost
-    /// no centre distance; 0 for [`UNREACHED`]. In c's own slot the cut stays below c's distance,
-    /// so c is read and moves to its own group (the bound rules this out anyway, as s(c, c) = 0).
-    /// Returns the cuts and the centre distances computed.
-    fn cuts(&self, c: usize, maxima: impl Iterator<Item = f32>) -> (Vec<f32>, u64) {
-        let mut cuts = vec![f32::INFINITY; self.centres.len()];
-        let (mut rows, mut asked) = (Vec::new(), Vec::new());
-        for (g, max) in maxima.enumerate() {
+    /// no centre distance; 0 for [`UNREACHED`]. A slot whose largest distance is proved safe gets
+    /// that distance as its cut (the whole group is skipped; one comparison). In c's own slot the
+    /// cut stays below c's distance, so c is read and moves to its own group (the bound rules
+    /// this out anyway, as s(c, c) = 0). The centre distances are computed on this thread from
+    /// the centres' rows kept contiguously (k·d values, in the caches). Returns the centre
+    /// distances computed; the cuts are left in `self.cuts`.
+    fn cuts(&mut self, c: usize, maxima: impl Iterator<Item = f32>) -> u64 {
+        let (emb, dim, bounds) = (self.emb, self.emb.dim, self.bounds);
+        let centre = emb.row(c);
+        let mut cuts = std::mem::take(&mut self.cuts);
+        cuts.clear();
+        cuts.resize(self.centres.len(), f32::INFINITY);
+        let mut asked = 0;
+        for ((g, max), cut) in maxima.enumerate().zip(cuts.iter_mut()) {
             if !(max > 0.0) {
                 continue;
             }
             if g == UNREACHED as usize {
-                cuts[g] = 0.0;
-            } else {
-                rows.push(self.centres[g]);
-                asked.push(g);
+                *cut = 0.0;
+                continue;
             }
-        }
-        let q = self.centre_distances(&rows, c);
-        for (&g, &q) in asked.iter().zip(&q) {
-            cuts[g] = self.bounds.cut(q);
+            let q = squared_distance(&self.centre_rows[g * dim..][..dim], centre);
+            asked += 1;
+            // q ≥ 4·max·(1 + 10⁻³) comes first: it is necessary in practice (the threshold is
+            // 4·max·(1 + O(γ)), γ < 10⁻²), and the proof itself costs two square roots.
+            *cut = if q as f64 >= 4.004 * max as f64 && bounds.separated(q, bounds.threshold(max)) {
+                max
+            } else {
+                bounds.cut(q)
+            };
         }
         if self.nearest[c] > 0.0 {
             let own = &mut cuts[self.assign[c] as usize];
             *own = own.min(self.nearest[c].next_down());
         }
-        (cuts, rows.len() as u64)
+        self.cuts = cuts;
+        asked
     }
 
     /// What a pruned pass would skip for centre `c`, as a fraction of N less the centre
@@ -590,7 +604,8 @@ impl<'e, 'a> Sampler<'e, 'a> {
         for (&g, &d) in self.assign.iter().zip(&self.nearest) {
             max[g as usize] = max[g as usize].max(d);
         }
-        let (cuts, centres) = self.cuts(c, max.into_iter());
+        let centres = self.cuts(c, max.into_iter());
+        let cuts = &self.cuts;
         let skipped = self.assign.iter().zip(&self.nearest).filter(|(&g, &d)| d <= cuts[g as usize]).count();
         self.stats.centre_evaluations += centres;
         (skipped as f64 - centres as f64) / self.nearest.len() as f64
@@ -609,7 +624,9 @@ impl<'e, 'a> Sampler<'e, 'a> {
     /// The pruned pass for centre `c` (slot `slot`): reads only the members above their group's
     /// cut. Returns the point and centre distances computed.
     fn pruned_pass(&mut self, c: usize, slot: u32) -> (u64, u64) {
-        let (cuts, centres) = self.cuts(c, self.groups.iter().map(|g| g.max().map_or(f32::NEG_INFINITY, |m| m.0)));
+        let maxima: Vec<f32> = self.groups.iter().map(|g| g.max().map_or(f32::NEG_INFINITY, |m| m.0)).collect();
+        let centres = self.cuts(c, maxima.into_iter());
+        let cuts = std::mem::take(&mut self.cuts);
         self.stats.centre_evaluations += centres;
         let (emb, dim, threads) = (self.emb, self.emb.dim, self.threads);
 
@@ -625,7 +642,7 @@ impl<'e, 'a> Sampler<'e, 'a> {
                 suffixes.push((g as u32, start, group));
             }
         }
-        let parallel = threads > 1 && total * dim >= PARALLEL_VALUES;
+        let parallel = threads > 1 && total * dim >= PRUNED_PARALLEL_VALUES;
         let unit = if parallel { (total / (threads * 4)).max(512) } else { usize::MAX };
         let mut units = Vec::new();
         for (g, start, group) in suffixes {
@@ -650,9 +667,13 @@ impl<'e, 'a> Sampler<'e, 'a> {
                 size += u.ids.len();
                 batches.last_mut().unwrap().push(u);
             }
+            // The last batch on this thread: one spawn fewer per pass.
+            let own = batches.pop().unwrap_or_default();
             std::thread::scope(|s| {
                 let handles: Vec<_> = batches.into_iter().map(|b| s.spawn(move || evaluate(b, centre))).collect();
-                handles.into_iter().map(|h| h.join().expect("distance thread panicked")).collect()
+                let mut results = vec![evaluate(own, centre)];
+                results.extend(handles.into_iter().map(|h| h.join().expect("distance thread panicked")));
+                results
             })
         };
 
@@ -676,14 +697,18 @@ impl<'e, 'a> Sampler<'e, 'a> {
         for &(d, x, _) in &moved.members {
             self.nearest[x as usize] = d;
             self.assign[x as usize] = slot;
+            if let Some(sums) = &mut self.block_sums {
+                sums.changed(x as usize);
+            }
         }
         self.groups.push(Group::gather(moved.members, &moved.rows, dim, self.weights));
         self.stats.skipped_in_read_groups += live_read - moved.evaluated;
+        self.cuts = cuts;
         (moved.evaluated, centres)
     }
 
     /// The next pick, as the unpruned sampler's `pick` draws it (or by groups, see [`Draw`]).
-    fn pick(&self, rng: &mut impl Rng) -> Option<usize> {
+    fn pick(&mut self, rng: &mut impl Rng) -> Option<usize> {
         if !self.pruning {
             return pick(&self.nearest, self.temperature, rng);
         }
@@ -704,6 +729,9 @@ impl<'e, 'a> Sampler<'e, 'a> {
         }
         if self.draw == Draw::Grouped && max.is_finite() {
             return Some(self.draw_grouped(max, arg, rng));
+        }
+        if let (Some(sums), true) = (&mut self.block_sums, max.is_finite()) {
+            return Some(sums.draw(&self.nearest, max, arg, rng.random::<f64>(), self.margin_scale));
         }
         Some(draw_index_order(&self.nearest, max, arg, self.temperature, rng))
     }
@@ -758,5 +786,6 @@ fn evaluate(units: Vec<Unit>, centre: &[f32]) -> Moved {
     out
 }
 
+mod draw;
 #[cfg(test)]
 mod tests;

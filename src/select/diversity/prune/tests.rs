@@ -404,3 +404,25 @@ fn stats_and_errors() {
         assert_eq!(diversity_sample_stats(&emb, 0, 0.0, &[], &mut rng, options).unwrap().0, Vec::<usize>::new());
     }
 }
+
+/// The T = 0.5 draw from block sums, with its walk forced (a margin no draw can meet) and
+/// unforced: the unpruned sampler's picks either way.
+#[test]
+fn block_sum_draw_and_its_walk_pick_alike() {
+    let data = mixture(3000, 8, 12, 4.0, 0.5, 9);
+    let emb = Embeddings::new(&data, 8).unwrap();
+    for seed in 0..3 {
+        let want = reference(&emb, 150, 0.5, &[], seed);
+        for scale in [1.0, f64::INFINITY] {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut s = Sampler::new(&emb, Bounds::new(8).unwrap(), 0.5, Draw::IndexOrder, Policy::ALWAYS);
+            s.margin_scale = scale;
+            let mut chosen = vec![rng.random_range(0..emb.len())];
+            while chosen.len() < 150 {
+                s.add_centre(*chosen.last().unwrap());
+                chosen.push(s.pick(&mut rng).unwrap());
+            }
+            assert_eq!(chosen, want, "seed {seed}, margin scale {scale}");
+        }
+    }
+}
