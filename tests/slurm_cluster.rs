@@ -2,7 +2,8 @@
 //! one job array with `--gres=gpu:1`, one task is cancelled mid-training, `resume` completes it;
 //! a packed sweep runs two jobs per task past a failing one, and a requeued task skips the job
 //! that completed; a task warned before its time limit (`--signal=B:USR1@N`) saves, requeues
-//! itself and ends with the result of an uninterrupted run. Needs root and the packages
+//! itself and ends with the result of an uninterrupted run; three jobs sharing a RotNet wait
+//! (`afterok`) for one prepare job that trains it once. Needs root and the packages
 //! slurmctld, slurmd, slurm-client and munge (scripts/test.sh installs them); without them the
 //! tests fail under CI and are skipped elsewhere. One cluster at a time (they share ports): the
 //! tests take turns.
@@ -269,5 +270,65 @@ fn a_task_warned_before_its_time_limit_saves_requeues_itself_and_ends_as_an_unin
         let (resumed, whole) = (read(&done.dir), read(&whole));
         assert_eq!(resumed["cycles"][0]["evaluations"], whole["cycles"][0]["evaluations"], "{log}");
         assert_eq!(resumed["final_accuracy"], whole["final_accuracy"]);
+    });
+}
+
+#[test]
+fn jobs_sharing_a_rotnet_wait_for_one_prepare_job_that_trains_it_once() {
+    with_cluster(|t, conf| {
+        // Three seeds share one small RotNet (its seed fixed); the cache is the test's own.
+        let sweep = tiny_sweep(t, 50, "seed = [0, 1, 2]", "time = \"00:10:00\"");
+        let mut text = std::fs::read_to_string(&sweep).unwrap();
+        text.push_str(
+            "[base.init]\nstrategy = \"diversity\"\nembedding = \"rotnet\"\n\
+             [base.rotnet]\nseed = 0\nsteps = 20\nwidth = 4\nbatch_size = 8\n",
+        );
+        std::fs::write(&sweep, text).unwrap();
+        let (results, cache) = (t.join("results"), t.join("cache"));
+        let (file, res) = (sweep.to_str().unwrap(), results.to_str().unwrap());
+        let out = Command::new(env!("CARGO_BIN_EXE_ssal"))
+            .args(["sweep", "submit", file, "--results", res, "--backend", "slurm"])
+            .env("SLURM_CONF", conf)
+            .env("SSAL_CACHE", &cache)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // Right after submission the jobs' tasks depend on the prepare job, the one other task.
+        let submitted = jobs(&results);
+        let handles: Vec<String> = submitted.iter().map(|j| j.handle.clone().unwrap()).collect();
+        let queue = Command::new("squeue").args(["-h", "-r", "-o", "%i|%E"]).env("SLURM_CONF", conf).output().unwrap();
+        let queue = String::from_utf8_lossy(&queue.stdout).into_owned();
+        let tasks: Vec<(&str, &str)> = queue.lines().filter_map(|l| l.trim().split_once('|')).collect();
+        let prepare: Vec<&str> = tasks.iter().map(|t| t.0).filter(|id| !handles.iter().any(|h| h == id)).collect();
+        assert_eq!(prepare.len(), 1, "{queue}");
+        let prepare_array = prepare[0].split('_').next().unwrap();
+        for h in &handles {
+            let dependency = tasks.iter().find(|t| t.0 == h).map(|t| t.1).unwrap_or_default();
+            assert!(dependency.starts_with(&format!("afterok:{prepare_array}")), "{h}: {queue}");
+        }
+        wait_for("the sweep to drain", Duration::from_secs(600), || {
+            let _ = ssal(&["sweep", "status", file, "--results", res], conf);
+            jobs(&results).iter().all(|j| !j.state.is_active())
+        });
+        let done = jobs(&results);
+        assert!(done.iter().all(|j| j.state == JobState::Done), "{done:?}");
+        let entries: Vec<PathBuf> = std::fs::read_dir(cache.join("embeddings"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let prepares: Vec<PathBuf> =
+            std::fs::read_dir(results.join("tiny/prepare")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(prepares.len(), 1, "{prepares:?}");
+        let mut logs = vec![std::fs::read_to_string(prepares[0].join("log.txt")).unwrap()];
+        assert!(logs[0].contains("RotNet embedding trained and cached"), "{}", logs[0]);
+        for j in &done {
+            let log = std::fs::read_to_string(j.dir.join("log.txt")).unwrap();
+            assert!(log.contains("RotNet from the cache"), "{log}");
+            logs.push(log);
+        }
+        let trained: usize = logs.iter().map(|l| l.matches("RotNet trained and cached").count()).sum();
+        assert_eq!(trained, 1, "{logs:#?}");
     });
 }
