@@ -209,7 +209,8 @@ pub fn render_array_script(settings: &SlurmSettings, array: &ArrayScript) -> Res
         sweep => array.sweep,
         job_name => format!("ssal-{}", array.sweep),
         tasks => array.tasks,
-        jobs_per_task => settings.jobs_per_task,
+        // A prepare stage is one task of its own, never packed.
+        jobs_per_task => if array.work == Work::Prepare { 1 } else { settings.jobs_per_task },
         throttle => settings.throttle,
         slurm_log => path(array.slurm_log),
         time => &settings.time,
@@ -346,6 +347,25 @@ mod tests {
             };
             crate::result::write(&crate::result::path_in(&dir), &r).unwrap();
         }
+    }
+
+    #[test]
+    fn a_prepare_stage_is_one_unpacked_task_running_ssal_prepare() {
+        let run = RunCommand { ssal: "/opt/ssal".into(), checkpoint_every: 600 };
+        let array = ArrayScript {
+            sweep: "s",
+            task_list: Path::new("/r/arrays/1.tasks"),
+            tasks: 1,
+            jobs_dir: Path::new("/r/prepare"),
+            slurm_log: Path::new("/r/arrays/logs/%A_%a.out"),
+            run: &run,
+            work: Work::Prepare,
+        };
+        let packed = SlurmSettings { jobs_per_task: 2, ..Default::default() };
+        let script = render_array_script(&packed, &array).unwrap();
+        assert!(script.contains("one array task per job") && !script.contains("up to 2 jobs"), "{script}");
+        assert!(script.contains("first=$((SLURM_ARRAY_TASK_ID * 1 + 1))"), "{script}");
+        assert!(script.contains("/opt/ssal prepare --config \"$job_dir/config.toml\""), "{script}");
     }
 
     #[test]
