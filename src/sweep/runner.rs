@@ -355,17 +355,22 @@ impl SweepRunner {
             .collect();
         // Jobs grouped by the prepare stage they wait for (none when it is done or they share
         // nothing), in plan order of each group's first job.
-        let mut groups: Vec<(Option<Stage>, Vec<Task>)> = Vec::new();
+        // Each stage's cache entry is looked up once, each job's stage found by its id.
+        let waits_for: HashMap<&str, usize> = (self.stages.iter().enumerate())
+            .filter(|(_, s)| !s.is_cached())
+            .flat_map(|(i, s)| s.jobs.iter().map(move |id| (id.as_str(), i)))
+            .collect();
+        let mut groups: Vec<(Option<usize>, Vec<Task>)> = Vec::new();
         for task in ready {
-            let stage = self.stages.iter().find(|s| s.jobs.contains(&task.job_id)).filter(|s| !s.is_cached()).cloned();
-            let key = stage.as_ref().map(|s| s.key.clone());
-            match groups.iter_mut().find(|(s, _)| s.as_ref().map(|s| s.key.clone()) == key) {
+            let stage = waits_for.get(task.job_id.as_str()).copied();
+            match groups.iter_mut().find(|(s, _)| *s == stage) {
                 Some((_, tasks)) => tasks.push(task),
                 None => groups.push((stage, vec![task])),
             }
         }
         let mut submitted = 0;
         for (stage, tasks) in groups {
+            let stage: Option<Stage> = stage.map(|i| self.stages[i].clone());
             let after = stage.map(|s| self.prepare(scheduler, &s)).transpose()?;
             submitted += self.submit_chunks(scheduler, &tasks, after.as_deref())?;
         }
