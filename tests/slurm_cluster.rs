@@ -312,11 +312,7 @@ fn jobs_sharing_a_rotnet_wait_for_one_prepare_job_that_trains_it_once() {
         });
         let done = jobs(&results);
         assert!(done.iter().all(|j| j.state == JobState::Done), "{done:?}");
-        let entries: Vec<PathBuf> = std::fs::read_dir(cache.join("embeddings"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "npy"))
-            .collect();
+        let entries = common::cached_embeddings(&cache);
         assert_eq!(entries.len(), 1, "{entries:?}");
         let prepares: Vec<PathBuf> =
             std::fs::read_dir(results.join("tiny/prepare")).unwrap().map(|e| e.unwrap().path()).collect();

@@ -469,11 +469,7 @@ fn a_shared_rotnet_is_prepared_once_before_the_jobs_that_need_it() {
     assert!(stdout.contains("stage 2: run 3 jobs (3 wait for their embedding"), "{stdout}");
     let out = sweep_cmd(&["submit", "--backend", "local", "--devices", "a,b,c"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let entries: Vec<_> = std::fs::read_dir(cache.join("embeddings"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
-        .collect();
+    let entries = common::cached_embeddings(&cache);
     assert_eq!(entries.len(), 1, "{entries:?}");
     let prepare_dirs: Vec<_> =
         std::fs::read_dir(results.join("shared/prepare")).unwrap().map(|e| e.unwrap().path()).collect();

@@ -1,4 +1,4 @@
-//! Synthetic datasets in the real on-disk formats, for tests.
+//! Synthetic datasets in the real on-disk formats, and what tests read back, for tests.
 #![allow(dead_code)]
 use std::io::Write;
 use std::path::Path;
@@ -82,4 +82,13 @@ pub fn write_image_folder(dir: &Path, classes: &[(&str, usize)]) {
             write_png(&dir.join(class).join(format!("img_{i:03}.png")), (i * 10) as u8);
         }
     }
+}
+
+/// The RotNet embedding entries (`.npy` files) in the embedding cache `cache` (`$SSAL_CACHE`).
+pub fn cached_embeddings(cache: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(cache.join("embeddings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+        .collect()
 }
