@@ -139,6 +139,44 @@ fn a_lock_held_by_another_ssal_refuses_with_no_wait_lock() {
     assert_eq!(c.submissions(), 0);
 }
 
+/// `status` and `plan` while another ssal holds the sweep (a submitter with `sbatch` in flight)
+/// only read: settling the journal then would close the submitter's entry as "not found" before
+/// the controller records its array, and the next resume would submit those jobs a second time.
+#[test]
+fn status_while_another_ssal_submits_leaves_its_journal_alone() {
+    let c = Cluster::new(3, "");
+    assert!(c.sweep("submit", &["--backend", "slurm"]).status.success());
+    // A fourth seed; another ssal holds the sweep and has journalled the new job's chunk, its
+    // `sbatch` not answered yet (the controller has no such array).
+    c.set_seeds(&[0, 1, 2, 3]);
+    assert!(c.sweep("plan", &[]).status.success());
+    let dir = c.results.join("fake");
+    let held = ssal::sweep::SweepLock::try_acquire(&dir).unwrap();
+    let mut db = ssal::sweep::StateDb::open(&dir.join("state.db")).unwrap();
+    let new: Vec<String> = db.jobs().unwrap().into_iter().filter(|j| j.handle.is_none()).map(|j| j.job_id).collect();
+    assert_eq!(new.len(), 1);
+    db.journal_open("in0flight000", "slurm", &new, 1, None).unwrap();
+    let open = |db: &ssal::sweep::StateDb| db.journal_open_entries("slurm").unwrap().len();
+
+    let (code, status) = c.status_json();
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!(status["states"]["submitted"], 3, "the states the holder recorded: {status}");
+    let o = c.sweep("status", &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && stderr.contains("held by another ssal") && stderr.contains("last recorded"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(open(&db), 1, "status left the holder's journal entry open");
+    let o = c.sweep("plan", &[]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stderr).contains("held by another ssal"), "{}", text(&o));
+    drop(held);
+    // Once it is free, status settles the journal as before.
+    let (code, _) = c.status_json();
+    assert_eq!((code, open(&db)), (Some(0), 0));
+}
+
 #[test]
 fn a_socket_timeout_after_acceptance_is_adopted_not_resubmitted() {
     let c = Cluster::new(3, "");

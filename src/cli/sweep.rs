@@ -126,6 +126,24 @@ fn lock(plan: &Plan, at: &SweepAt, no_wait: bool) -> anyhow::Result<SweepLock> {
     }
 }
 
+/// For the commands that only look (`plan`, `status`): the sweep's lock when it is free, so that
+/// their re-planning and refreshing never race a submitter (settling its journal while its
+/// `sbatch` is in flight would let the next resume submit the jobs twice). `None` when another
+/// ssal holds it, said on stderr with what the command does instead (`instead`).
+fn lock_if_free(plan: &Plan, dir: &Path, instead: &str) -> anyhow::Result<Option<SweepLock>> {
+    match SweepLock::try_acquire(dir) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(LockError::Busy { holder, .. }) => {
+            eprintln!(
+                "ssal: sweep {} is held by another ssal (pid {holder}) submitting, running or cancelling it; {instead}",
+                plan.name
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn scheduler(
     plan: &Plan,
     runner: &SweepRunner,
@@ -284,12 +302,16 @@ fn latest_prepares(prepares: &[TrackedPrepare]) -> Vec<&TrackedPrepare> {
     latest
 }
 
-fn status(plan: &Plan, runner: &mut SweepRunner, format: Format) -> anyhow::Result<()> {
-    let uses_slurm = runner.db.jobs()?.iter().any(|j| j.state.is_active() && j.backend.as_deref() == Some("slurm"));
-    if uses_slurm {
+/// Prints the sweep's states; refreshes them from the scheduler and the result files first when
+/// `refresh` (this ssal holds the sweep), else shows what its holder last recorded.
+fn status(plan: &Plan, runner: &mut SweepRunner, format: Format, refresh: bool) -> anyhow::Result<()> {
+    let uses_slurm = || -> anyhow::Result<bool> {
+        Ok(runner.db.jobs()?.iter().any(|j| j.state.is_active() && j.backend.as_deref() == Some("slurm")))
+    };
+    if refresh && uses_slurm()? {
         let mut sched = SlurmScheduler::new(&plan.name, runner.dir.clone(), plan.slurm.clone())?;
         runner.refresh(Some(&mut sched))?;
-    } else {
+    } else if refresh {
         runner.refresh(None)?;
     }
     let tally = runner.tally()?;
@@ -494,10 +516,11 @@ pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
         SweepCommand::Plan { file, at, output, check } => {
             let plan = plan_file(&file)?;
             let dir = sweep_dir(&plan, &at)?;
-            if dir.join("state.db").is_file() {
+            let lock = lock_if_free(&plan, &dir, "showing the plan without writing it")?;
+            if lock.is_some() && dir.join("state.db").is_file() {
                 // Re-planning a sweep that has run: retire and restore now, and say so.
                 report_sync(&plan, &SweepRunner::open(&plan, &dir)?.synced);
-            } else {
+            } else if lock.is_some() {
                 plan.write(&dir)?;
             }
             let verdict = if check { Some(check_plan(&plan, &dir)?) } else { None };
@@ -536,8 +559,11 @@ pub fn dispatch(command: SweepCommand) -> anyhow::Result<()> {
         }
         SweepCommand::Status { file, at, output } => {
             let plan = plan_file(&file)?;
-            let mut runner = open_runner(&plan, &at)?;
-            status(&plan, &mut runner, output.format)
+            let dir = sweep_dir(&plan, &at)?;
+            match lock_if_free(&plan, &dir, "showing the states it last recorded")? {
+                Some(_lock) => status(&plan, &mut open_runner(&plan, &at)?, output.format, true),
+                None => status(&plan, &mut SweepRunner::open_recorded(&plan, &dir)?, output.format, false),
+            }
         }
         SweepCommand::Cancel { file, at, no_wait_lock } => {
             let plan = plan_file(&file)?;

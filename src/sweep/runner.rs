@@ -133,6 +133,13 @@ impl SweepRunner {
         Ok(SweepRunner { dir: dir.to_path_buf(), db, synced, stages: plan.stages.clone() })
     }
 
+    /// The sweep in `dir` as its state database last recorded it, for a reader while another
+    /// ssal holds the sweep: nothing is re-planned, synced or written.
+    pub fn open_recorded(plan: &Plan, dir: &Path) -> Result<Self, RunnerError> {
+        let db = StateDb::open(&dir.join("state.db"))?;
+        Ok(SweepRunner { dir: dir.to_path_buf(), db, synced: PlanSync::default(), stages: plan.stages.clone() })
+    }
+
     /// Jobs per state, the retired ones apart.
     pub fn tally(&self) -> Result<Tally, RunnerError> {
         let mut t = Tally::default();
