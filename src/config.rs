@@ -455,10 +455,20 @@ impl ExperimentConfig {
         Ok(config)
     }
 
-    /// Reads and validates a TOML config file.
+    /// Reads and validates a TOML config file. An empty file (nothing but whitespace) is refused:
+    /// it is far more likely cut short (a copy or a write that did not finish) than meant, and
+    /// running it would silently train every default; a comment alone runs the defaults.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        if text.trim().is_empty() {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message:
+                    "the file is empty (to run every default on purpose, write a comment in it, e.g. `# defaults`)"
+                        .into(),
+            });
+        }
         Self::from_toml_str(&text, path)
     }
 
@@ -867,6 +877,19 @@ mod tests {
 
     fn parse(text: &str) -> ExperimentConfig {
         ExperimentConfig::from_toml_str(text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_and_a_comment_alone_runs_the_defaults() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("config.toml");
+        for empty in ["", " \n\t\n"] {
+            std::fs::write(&path, empty).unwrap();
+            let e = ExperimentConfig::load(&path).unwrap_err().to_string();
+            assert!(e.contains("config.toml") && e.contains("the file is empty"), "{e}");
+        }
+        std::fs::write(&path, "# defaults\n").unwrap();
+        assert_eq!(ExperimentConfig::load(&path).unwrap(), ExperimentConfig::default());
     }
 
     #[test]
