@@ -305,14 +305,14 @@ fn latest_prepares(prepares: &[TrackedPrepare]) -> Vec<&TrackedPrepare> {
 /// Prints the sweep's states; refreshes them from the scheduler and the result files first when
 /// `refresh` (this ssal holds the sweep), else shows what its holder last recorded.
 fn status(plan: &Plan, runner: &mut SweepRunner, format: Format, refresh: bool) -> anyhow::Result<()> {
-    let uses_slurm = || -> anyhow::Result<bool> {
-        Ok(runner.db.jobs()?.iter().any(|j| j.state.is_active() && j.backend.as_deref() == Some("slurm")))
-    };
-    if refresh && uses_slurm()? {
-        let mut sched = SlurmScheduler::new(&plan.name, runner.dir.clone(), plan.slurm.clone())?;
-        runner.refresh(Some(&mut sched))?;
-    } else if refresh {
-        runner.refresh(None)?;
+    if refresh {
+        let uses_slurm = runner.db.jobs()?.iter().any(|j| j.state.is_active() && j.backend.as_deref() == Some("slurm"));
+        if uses_slurm {
+            let mut sched = SlurmScheduler::new(&plan.name, runner.dir.clone(), plan.slurm.clone())?;
+            runner.refresh(Some(&mut sched))?;
+        } else {
+            runner.refresh(None)?;
+        }
     }
     let tally = runner.tally()?;
     let all = runner.db.jobs()?;

@@ -134,7 +134,7 @@ impl SweepRunner {
     }
 
     /// The sweep in `dir` as its state database last recorded it, for a reader while another
-    /// ssal holds the sweep: nothing is re-planned, synced or written.
+    /// ssal holds the sweep: nothing is re-planned or synced, and no plan file is written.
     pub fn open_recorded(plan: &Plan, dir: &Path) -> Result<Self, RunnerError> {
         let db = StateDb::open(&dir.join("state.db"))?;
         Ok(SweepRunner { dir: dir.to_path_buf(), db, synced: PlanSync::default(), stages: plan.stages.clone() })
