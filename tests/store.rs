@@ -170,3 +170,19 @@ fn a_run_rekeyed_from_an_older_ssals_id_stays_one_run() {
     assert_eq!(runs[0].run_id, id);
     assert!(runs[0].path.ends_with(&format!("{legacy}/result.json")), "{}", runs[0].path);
 }
+
+#[test]
+fn a_directory_link_back_to_an_ancestor_ends_the_walk_and_stores_each_run_once() {
+    // A results tree with a link that points at its own ancestor (a "latest" or "all" link):
+    // the walk ends (the kernel stops resolving after 40 links) and each run is stored once
+    // (files reached by several paths are read once, by canonical path).
+    let t = tempfile::tempdir().unwrap();
+    let runs = t.path().join("mysweep");
+    write(&runs, "a", &result(0, 0.7));
+    write(&runs, "b/c", &result(1, 0.8));
+    std::os::unix::fs::symlink(&runs, runs.join("b/c/back-to-top")).unwrap();
+    let mut store = Store::open(&t.path().join("r.db")).unwrap();
+    let rep = store.ingest_dir(&runs).unwrap();
+    assert_eq!((rep.added, rep.skipped.len()), (2, 0));
+    assert_eq!(store.runs(None).unwrap().len(), 2);
+}
