@@ -259,6 +259,13 @@ pub struct TrainConfig {
     /// accuracy; makes frequent learning-curve points cheap. Default: none (always the whole set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_subset: Option<usize>,
+    /// Average the batch-norm running statistics into the EMA model with the weights' decay (as
+    /// TensorFlow MixMatch's EMA of every model variable does) instead of copying the live
+    /// network's (as CoinCheung's FixMatch port does). A candidate fix for the supervised EMA
+    /// model's occasional collapse (docs/reproduction.md section 5), not yet measured.
+    /// Default: false (copied).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ema_average_batch_norm: bool,
 }
 
 /// MixMatch hyper-parameters (Berthelot et al. 2019).
@@ -405,6 +412,7 @@ impl Default for TrainConfig {
             eval_batch_size: 512,
             warm_start: false,
             eval_subset: None,
+            ema_average_batch_norm: false,
         }
     }
 }

@@ -2,38 +2,41 @@
 use crate::models::Network;
 use tch::Tensor;
 
-/// Pairs of (EMA tensor, live tensor), split into averaged parameters and copied buffers.
+/// Pairs of (EMA tensor, live tensor), split into averaged ones (the parameters, and with
+/// `average_batch_norm` the floating-point buffers: batch-norm running statistics) and copied
+/// ones (the other buffers).
 pub struct Ema {
-    params: Vec<(Tensor, Tensor)>,
-    buffers: Vec<(Tensor, Tensor)>,
+    averaged: Vec<(Tensor, Tensor)>,
+    copied: Vec<(Tensor, Tensor)>,
     decay: f64,
     warmup: bool,
     updates: u64,
 }
 
 impl Ema {
-    /// Starts the average at the live network's current weights.
-    pub fn new(ema: &Network, live: &Network, decay: f64, warmup: bool) -> Self {
+    /// Starts the average at the live network's current weights; batch-norm statistics are
+    /// averaged too when `average_batch_norm`, else copied from the live network at each update.
+    pub fn new(ema: &Network, live: &Network, decay: f64, warmup: bool, average_batch_norm: bool) -> Self {
         let (e, l) = (ema.vs.variables(), live.vs.variables());
         let mut names: Vec<&String> = l.keys().collect();
         names.sort();
-        let (mut params, mut buffers) = (Vec::new(), Vec::new());
+        let (mut averaged, mut copied) = (Vec::new(), Vec::new());
         for name in names {
             let pair = (e[name].shallow_clone(), l[name].shallow_clone());
-            if l[name].requires_grad() {
-                params.push(pair)
+            if l[name].requires_grad() || (average_batch_norm && l[name].is_floating_point()) {
+                averaged.push(pair)
             } else {
-                buffers.push(pair)
+                copied.push(pair)
             }
         }
-        let mut this = Ema { params, buffers, decay, warmup, updates: 0 };
+        let mut this = Ema { averaged, copied, decay, warmup, updates: 0 };
         this.copy_all();
         this
     }
 
     fn copy_all(&mut self) {
         tch::no_grad(|| {
-            for (e, l) in self.params.iter_mut().chain(self.buffers.iter_mut()) {
+            for (e, l) in self.averaged.iter_mut().chain(self.copied.iter_mut()) {
                 e.copy_(l);
             }
         });
@@ -59,15 +62,15 @@ impl Ema {
         self.updates = updates;
     }
 
-    /// ema ← d·ema + (1−d)·live for parameters; batch-norm buffers are copied.
+    /// ema ← d·ema + (1−d)·live for the averaged tensors; the others are copied.
     pub fn update(&mut self) {
         let d = self.current_decay();
         tch::no_grad(|| {
-            for (e, l) in self.params.iter_mut() {
+            for (e, l) in self.averaged.iter_mut() {
                 let _ = e.g_mul_scalar_(d);
                 let _ = e.g_add_(&(l.shallow_clone() * (1.0 - d)));
             }
-            for (e, l) in self.buffers.iter_mut() {
+            for (e, l) in self.copied.iter_mut() {
                 e.copy_(l);
             }
         });
@@ -86,7 +89,7 @@ mod tests {
         tch::manual_seed(0);
         let live = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
         let ema_net = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
-        let mut ema = Ema::new(&ema_net, &live, 0.9, true);
+        let mut ema = Ema::new(&ema_net, &live, 0.9, true, false);
         assert!((ema.current_decay() - 0.1).abs() < 1e-12); // (1+0)/(10+0)
         let w_live = live.vs.variables()["fc.weight"].shallow_clone();
         let w0 = w_live.copy();
@@ -106,6 +109,24 @@ mod tests {
         let rv = "bn0.running_var";
         assert!(ema_net.vs.variables()[rv].equal(&live.vs.variables()[rv]));
         // Without warm-up the decay is the configured one.
-        assert_eq!(Ema::new(&ema_net, &live, 0.999, false).current_decay(), 0.999);
+        assert_eq!(Ema::new(&ema_net, &live, 0.999, false, false).current_decay(), 0.999);
+    }
+
+    #[test]
+    fn batch_norm_statistics_are_averaged_when_asked() {
+        tch::manual_seed(0);
+        let live = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
+        let ema_net = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
+        let mut ema = Ema::new(&ema_net, &live, 0.9, false, true);
+        let rv = "bn0.running_var";
+        let live_rv = live.vs.variables()[rv].shallow_clone();
+        let start = live_rv.copy();
+        // The live statistics move by +2: the EMA's take one step of 1 − d = 0.1 toward them.
+        tch::no_grad(|| {
+            let _ = live_rv.shallow_clone().g_add_scalar_(2.0);
+        });
+        ema.update();
+        let expect = &start * 0.9 + (&start + 2.0) * 0.1;
+        assert!(ema_net.vs.variables()[rv].allclose(&expect, 1e-6, 1e-6, false));
     }
 }

@@ -135,7 +135,7 @@ pub fn train(
     // The ramp-up in steps, also when given as a fraction of the run.
     let mixmatch = MixMatchConfig { rampup_steps: setup.mixmatch.rampup_steps_for(t.steps), ..setup.mixmatch.clone() };
     let ema_net = Network::new(setup.model, c, classes, data.device);
-    let mut ema = Ema::new(&ema_net, &live, t.ema_decay, t.ema_warmup);
+    let mut ema = Ema::new(&ema_net, &live, t.ema_decay, t.ema_warmup, t.ema_average_batch_norm);
     let mut opt = Adam::new(live.vs.trainable_variables(), t.lr);
     let decayed: Vec<Tensor> = live.vs.trainable_variables().into_iter().filter(|t| t.dim() >= 2).collect();
     // Evaluations before the last `median_of` use the fixed subset, if one is configured.
