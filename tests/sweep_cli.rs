@@ -64,6 +64,26 @@ fn the_paper_analogue_sweeps_plan_as_documented() {
     }
 }
 
+/// The EMA batch-norm check: 5 seeds with the statistics copied and 5 with them averaged, all
+/// else the calibration's supervised setting at 100 labels.
+#[test]
+fn the_ema_batch_norm_sweep_plans_both_settings_for_each_seed() {
+    let t = tempfile::tempdir().unwrap();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/fmnist-ema-bn.toml");
+    let o = plan(&file, t.path());
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("10 jobs"), "{o:?}");
+    let tsv = std::fs::read_to_string(t.path().join("fmnist-ema-bn/plan.tsv")).unwrap();
+    let averaged: Vec<bool> = tsv
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(1).unwrap())
+        .map(|id| ExperimentConfig::load(&t.path().join("fmnist-ema-bn/jobs").join(id).join("config.toml")).unwrap())
+        .inspect(|c| assert_eq!((c.labeled.size, c.train.steps, c.train.eval_every), (100, 2000, 100)))
+        .map(|c| c.train.ema_average_batch_norm)
+        .collect();
+    assert_eq!(averaged.iter().filter(|a| **a).count(), 5);
+}
+
 #[test]
 fn the_papers_protocol_sweeps_plan_with_random_initial_sets_and_the_ablation_grid() {
     use ssal::config::{InitStrategy, Method, QueryStrategy};

@@ -108,7 +108,7 @@ fn set_field(table: &mut Table, schema: &Table, path: &str, value: Value) -> Res
 pub const VARIANT_AXIS: &str = "variant";
 
 /// Optional config fields: absent from the serialised default, but valid axis names.
-const OPTIONAL_FIELDS: [&str; 11] = [
+const OPTIONAL_FIELDS: [&str; 12] = [
     "dataset.path",
     "dataset.train_subset",
     "dataset.test_subset",
@@ -119,6 +119,7 @@ const OPTIONAL_FIELDS: [&str; 11] = [
     "query.pool_subset",
     "train.warm_start",
     "train.eval_subset",
+    "train.ema_average_batch_norm",
     "mixmatch.rampup_fraction",
 ];
 
