@@ -13,6 +13,20 @@ fn plan(file: &std::path::Path, results: &std::path::Path) -> std::process::Outp
         .unwrap()
 }
 
+/// The configs `ssal sweep plan` wrote for the repository's `sweeps/<name>.toml` under `results`,
+/// in plan order (read through `plan.tsv`).
+fn planned_configs(name: &str, results: &std::path::Path) -> Vec<ExperimentConfig> {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("sweeps/{name}.toml"));
+    let o = plan(&file, results);
+    assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+    let tsv = std::fs::read_to_string(results.join(name).join("plan.tsv")).unwrap();
+    tsv.lines()
+        .skip(1)
+        .map(|l| l.split('\t').nth(1).unwrap().to_string())
+        .map(|id| ExperimentConfig::load(&results.join(name).join("jobs").join(id).join("config.toml")).unwrap())
+        .collect()
+}
+
 #[test]
 fn plan_writes_one_loadable_config_per_job_with_stable_ids() {
     let t = tempfile::tempdir().unwrap();
@@ -56,9 +70,7 @@ fn the_paper_analogue_sweeps_plan_as_documented() {
         assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("{jobs} jobs")), "{file}");
     }
     // Every AL job starts from the paper's initial selection and runs three query cycles.
-    let tsv = std::fs::read_to_string(t.path().join("fmnist-al/plan.tsv")).unwrap();
-    for id in tsv.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap()) {
-        let cfg = ExperimentConfig::load(&t.path().join("fmnist-al/jobs").join(id).join("config.toml")).unwrap();
+    for cfg in planned_configs("fmnist-al", t.path()) {
         assert_eq!(cfg.query.budgets, vec![50, 50, 100]);
         assert_eq!(cfg.init.temperature, 0.5);
     }
@@ -69,36 +81,19 @@ fn the_paper_analogue_sweeps_plan_as_documented() {
 #[test]
 fn the_ema_batch_norm_sweep_plans_both_settings_for_each_seed() {
     let t = tempfile::tempdir().unwrap();
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/fmnist-ema-bn.toml");
-    let o = plan(&file, t.path());
-    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("10 jobs"), "{o:?}");
-    let tsv = std::fs::read_to_string(t.path().join("fmnist-ema-bn/plan.tsv")).unwrap();
-    let averaged: Vec<bool> = tsv
-        .lines()
-        .skip(1)
-        .map(|l| l.split('\t').nth(1).unwrap())
-        .map(|id| ExperimentConfig::load(&t.path().join("fmnist-ema-bn/jobs").join(id).join("config.toml")).unwrap())
-        .inspect(|c| assert_eq!((c.labeled.size, c.train.steps, c.train.eval_every), (100, 2000, 100)))
-        .map(|c| c.train.ema_average_batch_norm)
-        .collect();
-    assert_eq!(averaged.iter().filter(|a| **a).count(), 5);
+    let configs = planned_configs("fmnist-ema-bn", t.path());
+    assert_eq!(configs.len(), 10);
+    for c in &configs {
+        assert_eq!((c.labeled.size, c.train.steps, c.train.eval_every), (100, 2000, 100));
+    }
+    assert_eq!(configs.iter().filter(|c| c.train.ema_average_batch_norm).count(), 5);
 }
 
 #[test]
 fn the_papers_protocol_sweeps_plan_with_random_initial_sets_and_the_ablation_grid() {
     use ssal::config::{InitStrategy, Method, QueryStrategy};
     let t = tempfile::tempdir().unwrap();
-    let sweeps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
-    let configs = |name: &str| -> Vec<ExperimentConfig> {
-        let o = plan(&sweeps.join(format!("{name}.toml")), t.path());
-        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
-        let tsv = std::fs::read_to_string(t.path().join(name).join("plan.tsv")).unwrap();
-        tsv.lines()
-            .skip(1)
-            .map(|l| l.split('\t').nth(1).unwrap().to_string())
-            .map(|id| ExperimentConfig::load(&t.path().join(name).join("jobs").join(id).join("config.toml")).unwrap())
-            .collect()
-    };
+    let configs = |name: &str| planned_configs(name, t.path());
     // Figs. 8/9: every strategy from a random initial set; MixMatch exactly for random and the
     // two consistency strategies; the calibrated regime: warm-started cycles of 1,000 steps,
     // lambda_u = 10 ramped over 10 % of each.
