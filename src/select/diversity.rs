@@ -190,7 +190,7 @@ pub fn diversity_sample(
     k: usize,
     temperature: f64,
     labeled: &[usize],
-    rng: &mut impl Rng,
+    rng: &mut (impl Rng + Send),
 ) -> Result<Vec<usize>, SelectError> {
     diversity_sample_stats(emb, k, temperature, labeled, rng, DiversityOptions::default()).map(|(chosen, _)| chosen)
 }

@@ -75,7 +75,7 @@ pub fn query(
     view: &PoolView,
     k: usize,
     temperature: f64,
-    rng: &mut impl Rng,
+    rng: &mut (impl Rng + Send),
 ) -> Result<Vec<usize>, SelectError> {
     let m = view.rows() - view.n_labeled;
     if k > m {

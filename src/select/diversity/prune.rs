@@ -25,6 +25,7 @@
 //! that pays, and goes back to streaming when a window of pruned centres skipped too little.
 use super::{diversity_sample_unpruned, draw_index_order, locate, pick, squared_distance, Embeddings, SelectError};
 use rand::Rng;
+use rayon::prelude::*;
 
 /// Whether distance passes skip the points the triangle inequality rules out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -115,7 +116,7 @@ pub fn diversity_sample_stats(
     k: usize,
     temperature: f64,
     labeled: &[usize],
-    rng: &mut impl Rng,
+    rng: &mut (impl Rng + Send),
     options: DiversityOptions,
 ) -> Result<(Vec<usize>, DiversityStats), SelectError> {
     let policy = match options.pruning {
@@ -123,7 +124,7 @@ pub fn diversity_sample_stats(
         Pruning::Always => Policy::ALWAYS,
         Pruning::Never => return unpruned_with_stats(emb, k, temperature, labeled, rng),
     };
-    sample(emb, k, temperature, labeled, rng, options.draw, policy)
+    rayon::scope(|_| sample(emb, k, temperature, labeled, rng, options.draw, policy))
 }
 
 fn unpruned_with_stats(
@@ -159,11 +160,20 @@ struct Policy {
     stay_above: f64,
     /// Start pruning when a probe predicts at least this fraction skipped (overhead counted).
     start_above: f64,
+    /// A pruned pass reading at least this many values shares them with rayon's threads.
+    parallel_values: usize,
 }
 
 impl Policy {
-    const AUTO: Policy =
-        Policy { start_pruned: false, adaptive: true, window: 8, probe_every: 8, stay_above: 0.55, start_above: 0.65 };
+    const AUTO: Policy = Policy {
+        start_pruned: false,
+        adaptive: true,
+        window: 8,
+        probe_every: 8,
+        stay_above: 0.55,
+        start_above: 0.65,
+        parallel_values: PRUNED_PARALLEL_VALUES,
+    };
     const ALWAYS: Policy = Policy { start_pruned: true, adaptive: false, ..Policy::AUTO };
 }
 
@@ -278,8 +288,8 @@ struct Group {
 }
 
 impl Group {
-    /// A group of `members` (distance, index, row in `rows`), sorted and gathered here.
-    fn gather(mut members: Vec<(f32, u32, u32)>, rows: &[f32], dim: usize, weights: Weights) -> Group {
+    /// A group of `members` (distance, index, row), sorted and gathered here.
+    fn gather(mut members: Vec<(f32, u32, &[f32])>, dim: usize, weights: Weights) -> Group {
         members.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
         let mut group = Group {
             ids: members.iter().map(|m| m.1).collect(),
@@ -288,8 +298,8 @@ impl Group {
             dead: 0,
             weight: 0.0,
         };
-        for &(_, _, r) in &members {
-            group.rows.extend_from_slice(&rows[r as usize * dim..][..dim]);
+        for (_, _, row) in members {
+            group.rows.extend_from_slice(row);
         }
         group.weight = group.weight_sum(weights);
         group
@@ -345,26 +355,29 @@ impl Group {
 /// A run of one group's slots above its cut, evaluated by one thread.
 struct Unit<'g> {
     slot: u32,
+    /// Position of the run's first slot in its group.
+    first: usize,
     ids: &'g mut [u32],
     dist: &'g [f32],
     rows: &'g [f32],
 }
 
-/// What one thread's units left: the members whose distance dropped (index, new distance, row),
-/// how many left each unit's group, and the distances computed.
+/// What one thread's units left: the members whose distance dropped (new distance, index, and
+/// the slot and position where their row still lies), how many left each unit's group, and the
+/// distances computed.
 #[derive(Default)]
 struct Moved {
-    members: Vec<(f32, u32, u32)>,
-    rows: Vec<f32>,
+    members: Vec<(f32, u32, u32, usize)>,
     left: Vec<(u32, usize)>,
     evaluated: u64,
 }
 
 /// Below this many values a thread costs more than it saves (as in the unpruned pass).
 const PARALLEL_VALUES: usize = 1 << 16;
-/// The same for a pruned pass, whose threads are spawned per pass for a few hundred
-/// microseconds of work at most: a spawn and join costs tens of microseconds, more on a busy machine.
-const PRUNED_PARALLEL_VALUES: usize = 1 << 18;
+/// The same for a pruned pass, a few hundred microseconds of work at most, handed to rayon's
+/// threads (which live across passes; spawning threads per pass cost about a tenth of the CPU
+/// time of the RotNet benchmark, in `clone` and stack page faults).
+const PRUNED_PARALLEL_VALUES: usize = 1 << 17;
 
 struct Sampler<'e, 'a> {
     emb: &'e Embeddings<'a>,
@@ -389,6 +402,10 @@ struct Sampler<'e, 'a> {
     margin_scale: f64,
     /// One group per slot while pruning; empty while streaming.
     groups: Vec<Group>,
+    /// Each group's [`Group::max`] (−∞ when empty), kept contiguously: a pass compares every
+    /// group's largest distance with its cut, and a pick takes their argmax, without touching
+    /// the groups themselves.
+    maxima: Vec<(f32, u32)>,
     pruning: bool,
     until_probe: usize,
     /// Pruned centres and their cost (point and centre evaluations) since the last judgement.
@@ -467,6 +484,7 @@ impl<'e, 'a> Sampler<'e, 'a> {
             block_sums: (exponent == 1.0 && draw == Draw::IndexOrder).then(|| draw::BlockSums::new(n)),
             margin_scale: 1.0,
             groups: Vec::new(),
+            maxima: Vec::new(),
             pruning: false,
             until_probe: 1,
             window: (0, 0),
@@ -618,45 +636,54 @@ impl<'e, 'a> Sampler<'e, 'a> {
             members[g as usize].push((d, x as u32, x as u32));
         }
         let (emb, weights) = (self.emb, self.weights);
-        self.groups = members.into_iter().map(|m| Group::gather(m, emb.values(), emb.dim, weights)).collect();
+        self.groups = members
+            .into_iter()
+            .map(|m| {
+                Group::gather(m.into_iter().map(|(d, x, _)| (d, x, emb.row(x as usize))).collect(), emb.dim, weights)
+            })
+            .collect();
+        self.maxima = self.groups.iter().map(group_max).collect();
     }
 
     /// The pruned pass for centre `c` (slot `slot`): reads only the members above their group's
     /// cut. Returns the point and centre distances computed.
     fn pruned_pass(&mut self, c: usize, slot: u32) -> (u64, u64) {
-        let maxima: Vec<f32> = self.groups.iter().map(|g| g.max().map_or(f32::NEG_INFINITY, |m| m.0)).collect();
-        let centres = self.cuts(c, maxima.into_iter());
+        let maxima = std::mem::take(&mut self.maxima);
+        let centres = self.cuts(c, maxima.iter().map(|m| m.0));
+        self.maxima = maxima;
         let cuts = std::mem::take(&mut self.cuts);
         self.stats.centre_evaluations += centres;
-        let (emb, dim, threads) = (self.emb, self.emb.dim, self.threads);
+        let (emb, dim, threads) = (self.emb, self.emb.dim, rayon::current_num_threads());
 
         // The slots above each cut: a suffix of every group whose largest distance is above it.
         let mut suffixes = Vec::new();
         let (mut total, mut live_read) = (0, 0u64);
-        for (g, group) in self.groups.iter_mut().enumerate() {
+        for (g, (group, max)) in self.groups.iter_mut().zip(&self.maxima).enumerate() {
             let cut = cuts[g];
-            if group.max().is_some_and(|(max, _)| max > cut) {
+            if max.0 > cut {
                 let start = group.dist.partition_point(|&d| d <= cut);
                 total += group.ids.len() - start;
                 live_read += (group.ids.len() - group.dead) as u64;
                 suffixes.push((g as u32, start, group));
             }
         }
-        let parallel = threads > 1 && total * dim >= PRUNED_PARALLEL_VALUES;
+        let parallel = threads > 1 && total * dim >= self.policy.parallel_values;
         let unit = if parallel { (total / (threads * 4)).max(512) } else { usize::MAX };
         let mut units = Vec::new();
         for (g, start, group) in suffixes {
             let Group { ids, dist, rows, .. } = group;
             let chunks = ids[start..].chunks_mut(unit).zip(dist[start..].chunks(unit));
-            for ((ids, dist), rows) in chunks.zip(rows[start * dim..].chunks(unit.saturating_mul(dim))) {
-                units.push(Unit { slot: g, ids, dist, rows });
+            for (i, ((ids, dist), rows)) in chunks.zip(rows[start * dim..].chunks(unit.saturating_mul(dim))).enumerate()
+            {
+                units.push(Unit { slot: g, first: start + i * unit, ids, dist, rows });
             }
         }
         let centre = emb.row(c);
-        let mut results: Vec<Moved> = if !parallel {
+        let results: Vec<Moved> = if !parallel {
             vec![evaluate(units, centre)]
         } else {
-            let target = total.div_ceil(threads);
+            // Twice as many batches as threads, so that a thread that starts late takes fewer.
+            let target = total.div_ceil(threads * 2);
             let mut batches = vec![Vec::new()];
             let mut size = 0;
             for u in units {
@@ -667,44 +694,37 @@ impl<'e, 'a> Sampler<'e, 'a> {
                 size += u.ids.len();
                 batches.last_mut().unwrap().push(u);
             }
-            // The last batch on this thread: one spawn fewer per pass.
-            let own = batches.pop().unwrap_or_default();
-            std::thread::scope(|s| {
-                let handles: Vec<_> = batches.into_iter().map(|b| s.spawn(move || evaluate(b, centre))).collect();
-                let mut results = vec![evaluate(own, centre)];
-                results.extend(handles.into_iter().map(|h| h.join().expect("distance thread panicked")));
-                results
-            })
+            batches.into_par_iter().map(|b| evaluate(b, centre)).collect()
         };
 
-        let mut moved = results.pop().unwrap_or_default();
-        for mut other in results {
-            let base = (moved.rows.len() / dim) as u32;
-            moved.members.extend(other.members.iter().map(|&(d, x, r)| (d, x, base + r)));
-            moved.rows.append(&mut other.rows);
-            moved.left.append(&mut other.left);
-            moved.evaluated += other.evaluated;
-        }
-        let mut touched = vec![false; self.groups.len()];
-        for &(g, left) in &moved.left {
-            self.groups[g as usize].dead += left;
-            touched[g as usize] |= left > 0;
-        }
-        for (group, _) in self.groups.iter_mut().zip(&touched).filter(|(_, t)| **t) {
-            group.tidy(dim, self.weights);
-        }
-        // The points whose distance dropped form the new centre's group.
-        for &(d, x, _) in &moved.members {
-            self.nearest[x as usize] = d;
-            self.assign[x as usize] = slot;
-            if let Some(sums) = &mut self.block_sums {
-                sums.changed(x as usize);
+        // The points whose distance dropped form the new centre's group, their rows gathered
+        // from where they lie before the groups they left are tidied.
+        let (mut evaluated, mut members) = (0, Vec::new());
+        for result in &results {
+            evaluated += result.evaluated;
+            for &(d, x, g, pos) in &result.members {
+                members.push((d, x, &self.groups[g as usize].rows[pos * dim..][..dim]));
+                self.nearest[x as usize] = d;
+                self.assign[x as usize] = slot;
+                if let Some(sums) = &mut self.block_sums {
+                    sums.changed(x as usize);
+                }
             }
         }
-        self.groups.push(Group::gather(moved.members, &moved.rows, dim, self.weights));
-        self.stats.skipped_in_read_groups += live_read - moved.evaluated;
+        let new_group = Group::gather(members, dim, self.weights);
+        for &(g, left) in results.iter().flat_map(|r| &r.left) {
+            if left > 0 {
+                let group = &mut self.groups[g as usize];
+                group.dead += left;
+                group.tidy(dim, self.weights);
+                self.maxima[g as usize] = group_max(group);
+            }
+        }
+        self.maxima.push(group_max(&new_group));
+        self.groups.push(new_group);
+        self.stats.skipped_in_read_groups += live_read - evaluated;
         self.cuts = cuts;
-        (moved.evaluated, centres)
+        (evaluated, centres)
     }
 
     /// The next pick, as the unpruned sampler's `pick` draws it (or by groups, see [`Draw`]).
@@ -713,7 +733,7 @@ impl<'e, 'a> Sampler<'e, 'a> {
             return pick(&self.nearest, self.temperature, rng);
         }
         // The largest distance, lowest index on ties: the unpruned argmax.
-        let best = self.groups.iter().filter_map(Group::max).fold((f32::NEG_INFINITY, NONE), |best, (d, x)| {
+        let best = self.maxima.iter().fold((f32::NEG_INFINITY, NONE), |best, &(d, x)| {
             if d > best.0 || (d == best.0 && x < best.1) {
                 (d, x)
             } else {
@@ -760,14 +780,20 @@ impl<'e, 'a> Sampler<'e, 'a> {
     }
 }
 
+/// A group's [`Group::max`], (−∞, [`NONE`]) when it has no member left.
+fn group_max(group: &Group) -> (f32, u32) {
+    group.max().unwrap_or((f32::NEG_INFINITY, NONE))
+}
+
 /// Evaluates units of group slots against the centre row: a live member whose distance drops is
-/// recorded as moved (with its new distance and row) and its slot marked [`DEAD`].
+/// recorded as moved (its new distance, index, and where its row lies) and its slot marked [`DEAD`].
 fn evaluate(units: Vec<Unit>, centre: &[f32]) -> Moved {
     let dim = centre.len();
     let mut out = Moved::default();
     for unit in units {
         let mut left = 0;
-        for ((x, &u), row) in unit.ids.iter_mut().zip(unit.dist).zip(unit.rows.chunks_exact(dim)) {
+        let slots = unit.ids.iter_mut().zip(unit.dist).zip(unit.rows.chunks_exact(dim));
+        for (pos, ((x, &u), row)) in slots.enumerate() {
             if *x == DEAD {
                 continue;
             }
@@ -775,8 +801,7 @@ fn evaluate(units: Vec<Unit>, centre: &[f32]) -> Moved {
             let d = squared_distance(row, centre);
             out.evaluated += 1;
             if d < u {
-                out.members.push((d, *x, (out.rows.len() / dim) as u32));
-                out.rows.extend_from_slice(row);
+                out.members.push((d, *x, unit.slot, unit.first + pos));
                 *x = DEAD;
                 left += 1;
             }

@@ -14,9 +14,15 @@ const FLAPPING: Policy = Policy {
     probe_every: 1,
     stay_above: f64::INFINITY,
     start_above: f64::NEG_INFINITY,
+    parallel_values: PRUNED_PARALLEL_VALUES,
 };
 
-const POLICIES: [(&str, Policy); 3] = [("auto", Policy::AUTO), ("always", Policy::ALWAYS), ("flapping", FLAPPING)];
+/// Always prunes, sharing every pass with rayon's threads (when there are several): the test
+/// cases are too small to reach the threaded pruned pass otherwise.
+const THREADED: Policy = Policy { parallel_values: 0, ..Policy::ALWAYS };
+
+const POLICIES: [(&str, Policy); 4] =
+    [("auto", Policy::AUTO), ("always", Policy::ALWAYS), ("flapping", FLAPPING), ("threaded", THREADED)];
 
 fn reference(emb: &Embeddings, k: usize, t: f64, labeled: &[usize], seed: u64) -> Vec<usize> {
     diversity_sample_unpruned(emb, k, t, labeled, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap()
