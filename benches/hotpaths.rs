@@ -436,12 +436,13 @@ fn prune_rows(name: &str, values: &[f32], d: usize, k: usize, temperatures: &[f6
             "| pruned diversity sampling (default `Pruning::Auto`), {name}, T = {temperature}, k = {k}, N = {n}, d = {d} \
              | {auto_s:.3} s | {numpy_text} | {speedup} | {target} | unpruned (`Pruning::Never`) {never_s:.3} s \
              ({:.2}× Auto's time); {:.1} % of the distance evaluations skipped ({:.1} % by per-point bounds inside \
-             groups that were read; {} of {} centres' passes pruned); \
+             groups that were read, {:.1} % of all by the projection bound; {} of {} centres' passes pruned); \
              Auto {:.2}× and unpruned {:.2}× the floor ({:.3} s: {k} reads, {:.1} GB/s on {} threads, measured on {}); \
              picks identical to the unpruned sampler's |",
             never_s / auto_s,
             100.0 * stats.skipped_fraction(),
             100.0 * stats.skipped_in_read_groups_fraction(),
+            100.0 * stats.skipped_by_projection_fraction(),
             stats.pruned_centres,
             stats.centres,
             auto_s / floor.seconds,
@@ -576,12 +577,13 @@ fn prune_skips() {
                 let (_, stats) = diversity_sample_stats(&emb, k, temperature, &[0], &mut rng, options).unwrap();
                 println!(
                     "{name}, N = {}, d = {}, k = {k}, T = {temperature}, {pruning:?}: {:.1} % of the distance \
-                     evaluations skipped, {:.1} % by per-point bounds inside groups that were read ({} of {} \
-                     centres' passes pruned, {} centre distances)",
+                     evaluations skipped, {:.1} % by per-point bounds inside groups that were read, {:.1} % by \
+                     the projection bound ({} of {} centres' passes pruned, {} centre distances)",
                     emb.len(),
                     m.dim,
                     100.0 * stats.skipped_fraction(),
                     100.0 * stats.skipped_in_read_groups_fraction(),
+                    100.0 * stats.skipped_by_projection_fraction(),
                     stats.pruned_centres,
                     stats.centres,
                     stats.centre_evaluations,

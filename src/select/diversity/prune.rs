@@ -20,10 +20,17 @@
 //! or walks group weight sums first ([`Draw::Grouped`]: the same distribution, not the same picks
 //! for a seed).
 //!
+//! Of the members a pass must read, most are ruled out at a fraction of a row's cost by a second
+//! bound, ‖P(x − c)‖ ≤ ‖x − c‖ for the data's 8 principal directions P, whose coordinates each
+//! member keeps beside its row ([`projection`], with the same proof of rounding safety; rows of
+//! 32 values or more). Threads: a pass's members are shared with rayon's pool, on which the
+//! whole sampling loop runs (a pass is too short to spawn threads for).
+//!
 //! [`Pruning::Auto`] starts unpruned (a streaming pass that also records each point's centre) and
 //! every few centres probes what the bounds would skip for the incoming centre; it prunes while
 //! that pays, and goes back to streaming when a window of pruned centres skipped too little.
 use super::{diversity_sample_unpruned, draw_index_order, locate, pick, squared_distance, Embeddings, SelectError};
+use projection::{Projection, DIRECTIONS};
 use rand::Rng;
 use rayon::prelude::*;
 
@@ -78,6 +85,11 @@ pub struct DiversityStats {
     /// The part of `skipped` inside groups that were read: members below their group's cut
     /// (the per-point bounds); the rest of `skipped` is groups skipped whole.
     pub skipped_in_read_groups: u64,
+    /// The part of `skipped_in_read_groups` ruled out by the projection bound (a few principal
+    /// coordinates of the point read instead of its row).
+    pub skipped_by_projection: u64,
+    /// Points checked with the projection bound (their coordinates read), ruled out or not.
+    pub projection_checks: u64,
     /// Centre–centre distances computed for the bounds (the overhead of pruning, probes included).
     pub centre_evaluations: u64,
     /// Centres whose pass was pruned.
@@ -96,6 +108,12 @@ impl DiversityStats {
     /// inside groups that were read (the part of [`Self::skipped_fraction`] they add).
     pub fn skipped_in_read_groups_fraction(&self) -> f64 {
         self.fraction(self.skipped_in_read_groups)
+    }
+
+    /// Fraction of the unpruned passes' point–centre distances ruled out by the projection bound
+    /// (part of [`Self::skipped_in_read_groups_fraction`]).
+    pub fn skipped_by_projection_fraction(&self) -> f64 {
+        self.fraction(self.skipped_by_projection)
     }
 
     fn fraction(&self, count: u64) -> f64 {
@@ -162,6 +180,8 @@ struct Policy {
     start_above: f64,
     /// A pruned pass reading at least this many values shares them with rayon's threads.
     parallel_values: usize,
+    /// Rows at least this wide get a [`Projection`] bound when pruning starts.
+    project_from_dim: usize,
 }
 
 impl Policy {
@@ -173,6 +193,7 @@ impl Policy {
         stay_above: 0.55,
         start_above: 0.65,
         parallel_values: PRUNED_PARALLEL_VALUES,
+        project_from_dim: projection::MIN_DIM,
     };
     const ALWAYS: Policy = Policy { start_pruned: true, adaptive: false, ..Policy::AUTO };
 }
@@ -282,27 +303,41 @@ struct Group {
     ids: Vec<u32>,
     dist: Vec<f32>,
     rows: Vec<f32>,
+    /// The members' [`Projection`] coordinates, gathered like the rows (empty without one).
+    coords: Vec<f32>,
     dead: usize,
     /// [`Draw::Grouped`]'s weight sum of the live members ([`Weights`]; 0 if none are kept).
     weight: f64,
 }
 
 impl Group {
-    /// A group of `members` (distance, index, row), sorted and gathered here.
-    fn gather(mut members: Vec<(f32, u32, &[f32])>, dim: usize, weights: Weights) -> Group {
+    /// A group of `members` (distance, index, row, coordinates), sorted and gathered here.
+    fn gather(mut members: Vec<Member>, widths: Widths, weights: Weights) -> Group {
         members.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
         let mut group = Group {
             ids: members.iter().map(|m| m.1).collect(),
             dist: members.iter().map(|m| m.0).collect(),
-            rows: Vec::with_capacity(members.len() * dim),
+            rows: Vec::with_capacity(members.len() * widths.row),
+            coords: Vec::with_capacity(members.len() * widths.coords),
             dead: 0,
             weight: 0.0,
         };
-        for (_, _, row) in members {
+        for (_, _, row, coords) in members {
             group.rows.extend_from_slice(row);
+            group.coords.extend_from_slice(coords);
         }
         group.weight = group.weight_sum(weights);
         group
+    }
+
+    /// Member slot `p`'s row.
+    fn row(&self, p: usize, widths: Widths) -> &[f32] {
+        &self.rows[p * widths.row..][..widths.row]
+    }
+
+    /// Member slot `p`'s projection coordinates (empty without a projection).
+    fn coords_of(&self, p: usize, widths: Widths) -> &[f32] {
+        &self.coords[p * widths.coords..][..widths.coords]
     }
 
     /// The largest distance and its index (the last member), if any member is left.
@@ -330,26 +365,37 @@ impl Group {
     /// again), and copies the live members into exact-size storage once they fill less than half
     /// of it (each copy is paid for by as many removals, and the storage stays within twice the
     /// live rows), then renews the weight sum.
-    fn tidy(&mut self, dim: usize, weights: Weights) {
+    fn tidy(&mut self, widths: Widths, weights: Weights) {
         while self.ids.last() == Some(&DEAD) {
             self.ids.pop();
             self.dist.pop();
             self.dead -= 1;
         }
-        self.rows.truncate(self.ids.len() * dim);
+        self.rows.truncate(self.ids.len() * widths.row);
+        self.coords.truncate(self.ids.len() * widths.coords);
         let live = self.ids.len() - self.dead;
         if live * 2 < self.ids.capacity() {
-            let (mut ids, mut dist, mut rows) =
-                (Vec::with_capacity(live), Vec::with_capacity(live), Vec::with_capacity(live * dim));
+            let mut members = Vec::with_capacity(live);
             for (p, (x, d)) in self.ids.iter().zip(&self.dist).enumerate().filter(|(_, (x, _))| **x != DEAD) {
-                ids.push(*x);
-                dist.push(*d);
-                rows.extend_from_slice(&self.rows[p * dim..][..dim]);
+                members.push((*d, *x, self.row(p, widths), self.coords_of(p, widths)));
             }
-            (self.ids, self.dist, self.rows, self.dead) = (ids, dist, rows, 0);
+            // Already in order: the sort in `gather` finds it so.
+            let compact = Group::gather(members, widths, weights);
+            *self = compact;
+            return;
         }
         self.weight = self.weight_sum(weights);
     }
+}
+
+/// A member to gather into a group: (distance, index, row, projection coordinates).
+type Member<'r> = (f32, u32, &'r [f32], &'r [f32]);
+
+/// Values per member in a group's rows and in its projection coordinates (0 without one).
+#[derive(Debug, Clone, Copy)]
+struct Widths {
+    row: usize,
+    coords: usize,
 }
 
 /// A run of one group's slots above its cut, evaluated by one thread.
@@ -360,6 +406,7 @@ struct Unit<'g> {
     ids: &'g mut [u32],
     dist: &'g [f32],
     rows: &'g [f32],
+    coords: &'g [f32],
 }
 
 /// What one thread's units left: the members whose distance dropped (new distance, index, and
@@ -370,7 +417,12 @@ struct Moved {
     members: Vec<(f32, u32, u32, usize)>,
     left: Vec<(u32, usize)>,
     evaluated: u64,
+    /// Members the projection ruled out.
+    projected: u64,
 }
+
+/// Pruned passes after which the projection bound is judged (see `Sampler::projection_checked`).
+const PROJECTION_TRIAL: usize = 16;
 
 /// Below this many values a thread costs more than it saves (as in the unpruned pass).
 const PARALLEL_VALUES: usize = 1 << 16;
@@ -406,6 +458,16 @@ struct Sampler<'e, 'a> {
     /// group's largest distance with its cut, and a pick takes their argmax, without touching
     /// the groups themselves.
     maxima: Vec<(f32, u32)>,
+    /// The projection bound, made when pruning first starts (`None` before, or if unusable).
+    projection: Option<Projection>,
+    /// Whether passes check the projection bound: they stop when, over its first
+    /// [`PROJECTION_TRIAL`] passes, it ruled out under a quarter of the members checked (on
+    /// isotropic clusters its directions miss the distances within a cluster). Its coordinates
+    /// stay gathered in the groups either way.
+    projection_checked: bool,
+    projection_made: bool,
+    /// Pruned passes that checked the projection bound.
+    projection_passes: usize,
     pruning: bool,
     until_probe: usize,
     /// Pruned centres and their cost (point and centre evaluations) since the last judgement.
@@ -485,6 +547,10 @@ impl<'e, 'a> Sampler<'e, 'a> {
             margin_scale: 1.0,
             groups: Vec::new(),
             maxima: Vec::new(),
+            projection: None,
+            projection_checked: true,
+            projection_made: false,
+            projection_passes: 0,
             pruning: false,
             until_probe: 1,
             window: (0, 0),
@@ -518,11 +584,11 @@ impl<'e, 'a> Sampler<'e, 'a> {
         self.centre_rows.extend_from_slice(self.emb.row(c));
         self.stats.centres += 1;
         if self.pruning {
-            let (points, centres) = self.pruned_pass(c, slot);
+            let (points, overhead) = self.pruned_pass(c, slot);
             self.stats.point_evaluations += points;
             self.stats.pruned_centres += 1;
             self.window.0 += 1;
-            self.window.1 += points + centres;
+            self.window.1 += points + overhead;
             if self.policy.adaptive && self.window.0 >= self.policy.window {
                 let skipped = 1.0 - self.window.1 as f64 / (self.window.0 as f64 * n as f64);
                 if skipped < self.policy.stay_above {
@@ -629,31 +695,39 @@ impl<'e, 'a> Sampler<'e, 'a> {
         (skipped as f64 - centres as f64) / self.nearest.len() as f64
     }
 
-    /// Groups from the slots recorded by the streaming passes.
+    /// Groups from the slots recorded by the streaming passes (and the projection, the first
+    /// time).
     fn rebuild(&mut self) {
-        let mut members: Vec<Vec<(f32, u32, u32)>> = (0..self.centres.len()).map(|_| Vec::new()).collect();
-        for (x, (&g, &d)) in self.assign.iter().zip(&self.nearest).enumerate() {
-            members[g as usize].push((d, x as u32, x as u32));
-        }
         let (emb, weights) = (self.emb, self.weights);
-        self.groups = members
-            .into_iter()
-            .map(|m| {
-                Group::gather(m.into_iter().map(|(d, x, _)| (d, x, emb.row(x as usize))).collect(), emb.dim, weights)
-            })
-            .collect();
+        if !self.projection_made && emb.dim >= self.policy.project_from_dim {
+            self.projection = Projection::new(emb.values(), emb.dim, self.bounds.gamma, self.bounds.abs);
+        }
+        self.projection_made = true;
+        let (widths, projection) = (self.widths(), self.projection.as_ref());
+        let mut members: Vec<Vec<Member>> = (0..self.centres.len()).map(|_| Vec::new()).collect();
+        for (x, (&g, &d)) in self.assign.iter().zip(&self.nearest).enumerate() {
+            let coords = projection.map_or(&[][..], |p| p.of(x));
+            members[g as usize].push((d, x as u32, emb.row(x), coords));
+        }
+        self.groups = members.into_iter().map(|m| Group::gather(m, widths, weights)).collect();
         self.maxima = self.groups.iter().map(group_max).collect();
     }
 
+    fn widths(&self) -> Widths {
+        Widths { row: self.emb.dim, coords: if self.projection.is_some() { DIRECTIONS } else { 0 } }
+    }
+
     /// The pruned pass for centre `c` (slot `slot`): reads only the members above their group's
-    /// cut. Returns the point and centre distances computed.
+    /// cut, and of those only the projection coordinates of the ones it rules out. Returns the
+    /// point distances computed, and the other work in point distances' worth (the centre
+    /// distances and the projection checks).
     fn pruned_pass(&mut self, c: usize, slot: u32) -> (u64, u64) {
         let maxima = std::mem::take(&mut self.maxima);
         let centres = self.cuts(c, maxima.iter().map(|m| m.0));
         self.maxima = maxima;
         let cuts = std::mem::take(&mut self.cuts);
         self.stats.centre_evaluations += centres;
-        let (emb, dim, threads) = (self.emb, self.emb.dim, rayon::current_num_threads());
+        let (emb, dim, threads, widths) = (self.emb, self.emb.dim, rayon::current_num_threads(), self.widths());
 
         // The slots above each cut: a suffix of every group whose largest distance is above it.
         let mut suffixes = Vec::new();
@@ -671,14 +745,23 @@ impl<'e, 'a> Sampler<'e, 'a> {
         let unit = if parallel { (total / (threads * 4)).max(512) } else { usize::MAX };
         let mut units = Vec::new();
         for (g, start, group) in suffixes {
-            let Group { ids, dist, rows, .. } = group;
-            let chunks = ids[start..].chunks_mut(unit).zip(dist[start..].chunks(unit));
-            for (i, ((ids, dist), rows)) in chunks.zip(rows[start * dim..].chunks(unit.saturating_mul(dim))).enumerate()
-            {
-                units.push(Unit { slot: g, first: start + i * unit, ids, dist, rows });
+            let Group { ids, dist, rows, coords, .. } = group;
+            let (mut ids, mut first) = (&mut ids[start..], start);
+            while !ids.is_empty() {
+                let len = ids.len().min(unit);
+                let (head, rest) = std::mem::take(&mut ids).split_at_mut(len);
+                let span = |w: usize| first * w..(first + len) * w;
+                let (rows, coords) = (&rows[span(widths.row)], &coords[span(widths.coords)]);
+                units.push(Unit { slot: g, first, ids: head, dist: &dist[first..first + len], rows, coords });
+                (ids, first) = (rest, first + len);
             }
         }
-        let centre = emb.row(c);
+        let projected = self.projection.as_ref().filter(|_| self.projection_checked);
+        let centre = Centre {
+            row: emb.row(c),
+            projected: projected.map(|p| (p, p.of(c).try_into().expect("one point's coordinates"))),
+            widths,
+        };
         let results: Vec<Moved> = if !parallel {
             vec![evaluate(units, centre)]
         } else {
@@ -699,11 +782,13 @@ impl<'e, 'a> Sampler<'e, 'a> {
 
         // The points whose distance dropped form the new centre's group, their rows gathered
         // from where they lie before the groups they left are tidied.
-        let (mut evaluated, mut members) = (0, Vec::new());
+        let (mut evaluated, mut projected, mut members) = (0, 0, Vec::new());
         for result in &results {
             evaluated += result.evaluated;
+            projected += result.projected;
             for &(d, x, g, pos) in &result.members {
-                members.push((d, x, &self.groups[g as usize].rows[pos * dim..][..dim]));
+                let group = &self.groups[g as usize];
+                members.push((d, x, group.row(pos, widths), group.coords_of(pos, widths)));
                 self.nearest[x as usize] = d;
                 self.assign[x as usize] = slot;
                 if let Some(sums) = &mut self.block_sums {
@@ -711,20 +796,29 @@ impl<'e, 'a> Sampler<'e, 'a> {
                 }
             }
         }
-        let new_group = Group::gather(members, dim, self.weights);
+        let new_group = Group::gather(members, widths, self.weights);
         for &(g, left) in results.iter().flat_map(|r| &r.left) {
             if left > 0 {
                 let group = &mut self.groups[g as usize];
                 group.dead += left;
-                group.tidy(dim, self.weights);
+                group.tidy(widths, self.weights);
                 self.maxima[g as usize] = group_max(group);
             }
         }
         self.maxima.push(group_max(&new_group));
         self.groups.push(new_group);
         self.stats.skipped_in_read_groups += live_read - evaluated;
+        self.stats.skipped_by_projection += projected;
+        if centre.projected.is_some() {
+            self.stats.projection_checks += projected + evaluated;
+            self.projection_passes += 1;
+            if self.projection_passes == PROJECTION_TRIAL {
+                self.projection_checked = self.stats.skipped_by_projection * 4 >= self.stats.projection_checks;
+            }
+        }
         self.cuts = cuts;
-        (evaluated, centres)
+        // A projection check reads `coords` values of a point instead of its `dim`.
+        (evaluated, centres + (projected + evaluated) * widths.coords as u64 / dim as u64)
     }
 
     /// The next pick, as the unpruned sampler's `pick` draws it (or by groups, see [`Draw`]).
@@ -785,10 +879,20 @@ fn group_max(group: &Group) -> (f32, u32) {
     group.max().unwrap_or((f32::NEG_INFINITY, NONE))
 }
 
-/// Evaluates units of group slots against the centre row: a live member whose distance drops is
-/// recorded as moved (its new distance, index, and where its row lies) and its slot marked [`DEAD`].
-fn evaluate(units: Vec<Unit>, centre: &[f32]) -> Moved {
-    let dim = centre.len();
+/// What a pass compares the members with: the new centre's row, its projection coordinates
+/// with the projection (if there is one), and the widths of both.
+#[derive(Clone, Copy)]
+struct Centre<'c> {
+    row: &'c [f32],
+    projected: Option<(&'c Projection, &'c [f32; DIRECTIONS])>,
+    widths: Widths,
+}
+
+/// Evaluates units of group slots against the centre: a live member that the projection does
+/// not rule out gets its distance computed, and if that drops it is recorded as moved (its new
+/// distance, index, and where its row lies) and its slot marked [`DEAD`].
+fn evaluate(units: Vec<Unit>, centre: Centre) -> Moved {
+    let Widths { row: dim, coords: width } = centre.widths;
     let mut out = Moved::default();
     for unit in units {
         let mut left = 0;
@@ -797,8 +901,15 @@ fn evaluate(units: Vec<Unit>, centre: &[f32]) -> Moved {
             if *x == DEAD {
                 continue;
             }
+            if let Some((projection, coords)) = centre.projected {
+                let point = unit.coords[pos * width..][..width].try_into().expect("one point's coordinates");
+                if projection.skips(point, coords, u) {
+                    out.projected += 1;
+                    continue;
+                }
+            }
             // The unpruned pass's expression and comparison, bit for bit.
-            let d = squared_distance(row, centre);
+            let d = squared_distance(row, centre.row);
             out.evaluated += 1;
             if d < u {
                 out.members.push((d, *x, unit.slot, unit.first + pos));
@@ -812,5 +923,6 @@ fn evaluate(units: Vec<Unit>, centre: &[f32]) -> Moved {
 }
 
 mod draw;
+mod projection;
 #[cfg(test)]
 mod tests;

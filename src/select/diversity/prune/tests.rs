@@ -1,6 +1,7 @@
 //! The pruned sampler against the unpruned one (`diversity_sample_unpruned`, the reference):
 //! identical picks on random, clustered and adversarial data, for every pruning policy; the
 //! grouped draw's distribution by χ² tests against exact enumeration.
+use super::projection::{Projection, DIRECTIONS};
 use super::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,14 +16,24 @@ const FLAPPING: Policy = Policy {
     stay_above: f64::INFINITY,
     start_above: f64::NEG_INFINITY,
     parallel_values: PRUNED_PARALLEL_VALUES,
+    project_from_dim: projection::MIN_DIM,
 };
 
-/// Always prunes, sharing every pass with rayon's threads (when there are several): the test
-/// cases are too small to reach the threaded pruned pass otherwise.
-const THREADED: Policy = Policy { parallel_values: 0, ..Policy::ALWAYS };
+/// Always prunes, with the projection bound at every width (most cases are narrower than
+/// `projection::MIN_DIM`).
+const PROJECTED: Policy = Policy { project_from_dim: 0, ..Policy::ALWAYS };
 
-const POLICIES: [(&str, Policy); 4] =
-    [("auto", Policy::AUTO), ("always", Policy::ALWAYS), ("flapping", FLAPPING), ("threaded", THREADED)];
+/// [`PROJECTED`], sharing every pass with rayon's threads (when there are several): the test
+/// cases are too small to reach the threaded pruned pass otherwise.
+const THREADED: Policy = Policy { parallel_values: 0, ..PROJECTED };
+
+const POLICIES: [(&str, Policy); 5] = [
+    ("auto", Policy::AUTO),
+    ("always", Policy::ALWAYS),
+    ("flapping", FLAPPING),
+    ("projected", PROJECTED),
+    ("threaded", THREADED),
+];
 
 fn reference(emb: &Embeddings, k: usize, t: f64, labeled: &[usize], seed: u64) -> Vec<usize> {
     diversity_sample_unpruned(emb, k, t, labeled, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap()
@@ -431,4 +442,90 @@ fn block_sum_draw_and_its_walk_pick_alike() {
             assert_eq!(chosen, want, "seed {seed}, margin scale {scale}");
         }
     }
+}
+
+/// `n` rows of width `dim` in `rank` random directions (coefficients N(0, scale²)), each row
+/// shifted by +offset or −offset in every coordinate (two far clusters when offset ≫ scale).
+fn low_rank(n: usize, dim: usize, rank: usize, scale: f32, offset: f32, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let basis: Vec<f32> = (0..rank * dim).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+    let mut data = Vec::with_capacity(n * dim);
+    for _ in 0..n {
+        let a: Vec<f32> = (0..rank).map(|_| rng.sample::<f32, _>(StandardNormal) * scale).collect();
+        let shift = if rng.random::<bool>() { offset } else { -offset };
+        data.extend((0..dim).map(|j| shift + (0..rank).map(|r| a[r] * basis[r * dim + j]).sum::<f32>()));
+    }
+    data
+}
+
+#[test]
+fn projection_bound_is_sound_at_its_boundary() {
+    // Data in 5 directions, so the 8 principal directions hold nearly all of it and the bound is
+    // nearly the distance itself. For pairs x, c: with u just above the computed s(x, c) (x
+    // would move) the bound must not rule x out; with u 1 % below s it should, unless the
+    // coordinates' rounding is large against the distances (`tight` false). Far clusters
+    // (offset ≫ scale) make it so (without the rounding term E in the bound, the case at offset
+    // 10⁵ rules out pairs that move), and tiny scales bring the absolute rounding terms in.
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let cases = [
+        (32, 1.0, 0.0, true),
+        (64, 1.0, 0.0, true),
+        (64, 1.0, 1e4, true),
+        (64, 0.3, 1e5, false),
+        (48, 1e-17, 0.0, true),
+        (40, 1e15, 1e17, true),
+    ];
+    for (dim, scale, offset, tight) in cases {
+        let (n, data) = (2000, low_rank(2000, dim, 5, scale, offset, 11));
+        let bounds = Bounds::new(dim).unwrap();
+        let projection = Projection::new(&data, dim, bounds.gamma, bounds.abs).unwrap();
+        let coords = |i: usize| -> &[f32; DIRECTIONS] { projection.of(i).try_into().unwrap() };
+        let row = |i: usize| &data[i * dim..][..dim];
+        let (mut pairs, mut ruled_out) = (0, 0);
+        for _ in 0..20_000 {
+            let (x, c) = (rng.random_range(0..n), rng.random_range(0..n));
+            let s = squared_distance(row(x), row(c));
+            if !(s > 0.0) {
+                continue;
+            }
+            pairs += 1;
+            let case = format!("dim {dim}, scale {scale}, offset {offset}: s(x, c) = {s}");
+            assert!(!projection.skips(coords(x), coords(c), s.next_up()), "{case}: u just above s was ruled out");
+            assert!(!projection.skips(coords(x), coords(c), f32::INFINITY), "{case}: u = ∞ was ruled out");
+            ruled_out += projection.skips(coords(x), coords(c), s * 0.99) as usize;
+        }
+        let enough = ruled_out * 10 > pairs * 9;
+        assert!(enough || !tight, "dim {dim}, scale {scale}, offset {offset}: {ruled_out} of {pairs} ruled out");
+    }
+    // No spread, no bound.
+    assert!(Projection::new(&[1.5; 64 * 10], 64, 1e-5, 1e-30).is_none());
+}
+
+#[test]
+fn projection_rules_out_most_reads_on_low_rank_data_with_identical_picks() {
+    // 64-d rows in 6 directions, two clusters: wide enough for the projection under every policy.
+    let data = low_rank(4000, 64, 6, 1.0, 3.0, 13);
+    let emb = Embeddings::new(&data, 64).unwrap();
+    let always = assert_identical(&emb, 120, &[], "low rank");
+    for (t, stats) in [0.0, 0.5, 1.0].iter().zip(&always) {
+        assert!(stats.skipped_by_projection * 2 > stats.projection_checks, "T = {t}: {stats:?}");
+        // Checked in every pass: every distance computed was first checked.
+        assert!(stats.projection_checks >= stats.point_evaluations - 4000, "T = {t}: {stats:?}");
+        assert!(stats.projection_checks > 0 && stats.skipped_by_projection <= stats.skipped_in_read_groups);
+    }
+    // Isotropic 64-d clusters: the principal directions miss the distances within a cluster, so
+    // the projection is checked for its trial passes only (identical picks either way).
+    let data = mixture(3000, 64, 20, 10.0, 0.05, 15);
+    let emb = Embeddings::new(&data, 64).unwrap();
+    for t in [0.0, 0.5] {
+        let (picks, stats) = pruned(&emb, 150, t, &[], 0, Policy::ALWAYS);
+        assert_eq!(picks, reference(&emb, 150, t, &[], 0), "isotropic clusters, T = {t}");
+        assert!(stats.skipped_by_projection * 4 < stats.projection_checks, "T = {t}: {stats:?}");
+        // Checked in every pass, every distance computed would have been checked first.
+        assert!(stats.projection_checks < stats.point_evaluations, "T = {t}: {stats:?}");
+    }
+    // Narrow rows are not projected by default.
+    let narrow = gaussian(500, 16, 14);
+    let (_, stats) = pruned(&Embeddings::new(&narrow, 16).unwrap(), 30, 0.0, &[], 0, Policy::ALWAYS);
+    assert_eq!(stats.projection_checks, 0);
 }
