@@ -497,8 +497,10 @@ fn projection_bound_is_sound_at_its_boundary() {
         let enough = ruled_out * 10 > pairs * 9;
         assert!(enough || !tight, "dim {dim}, scale {scale}, offset {offset}: {ruled_out} of {pairs} ruled out");
     }
-    // No spread, no bound.
+    // No spread, no bound; none either where 8 directions hold little of the variance.
     assert!(Projection::new(&[1.5; 64 * 10], 64, 1e-5, 1e-30).is_none());
+    assert!(Projection::new(&gaussian(2000, 64, 16), 64, 1e-5, 1e-30).is_none());
+    assert!(Projection::new(&gaussian(2000, 12, 16), 12, 1e-5, 1e-30).is_some());
 }
 
 #[test]
@@ -513,9 +515,10 @@ fn projection_rules_out_most_reads_on_low_rank_data_with_identical_picks() {
         assert!(stats.projection_checks >= stats.point_evaluations - 4000, "T = {t}: {stats:?}");
         assert!(stats.projection_checks > 0 && stats.skipped_by_projection <= stats.skipped_in_read_groups);
     }
-    // Isotropic 64-d clusters: the principal directions miss the distances within a cluster, so
-    // the projection is checked for its trial passes only (identical picks either way).
-    let data = mixture(3000, 64, 20, 10.0, 0.05, 15);
+    // Three far clusters, isotropic inside: the principal directions hold nearly all the
+    // variance but miss the distances within a cluster, so the projection is checked for its
+    // trial passes only (identical picks either way).
+    let data = mixture(3000, 64, 3, 10.0, 0.05, 15);
     let emb = Embeddings::new(&data, 64).unwrap();
     for t in [0.0, 0.5] {
         let (picks, stats) = pruned(&emb, 150, t, &[], 0, Policy::ALWAYS);
