@@ -809,16 +809,18 @@ impl<'e, 'a> Sampler<'e, 'a> {
         self.groups.push(new_group);
         self.stats.skipped_in_read_groups += live_read - evaluated;
         self.stats.skipped_by_projection += projected;
+        // Every member read was checked, if this pass checked the projection at all.
+        let checks = if centre.projected.is_some() { projected + evaluated } else { 0 };
         if centre.projected.is_some() {
-            self.stats.projection_checks += projected + evaluated;
+            self.stats.projection_checks += checks;
             self.projection_passes += 1;
             if self.projection_passes == PROJECTION_TRIAL {
                 self.projection_checked = self.stats.skipped_by_projection * 4 >= self.stats.projection_checks;
             }
         }
         self.cuts = cuts;
-        // A projection check reads `coords` values of a point instead of its `dim`.
-        (evaluated, centres + (projected + evaluated) * widths.coords as u64 / dim as u64)
+        // A projection check reads DIRECTIONS values of a point instead of its `dim`.
+        (evaluated, centres + checks * DIRECTIONS as u64 / dim as u64)
     }
 
     /// The next pick, as the unpruned sampler's `pick` draws it (or by groups, see [`Draw`]).
