@@ -84,11 +84,15 @@ mod tests {
     use crate::config::ModelKind;
     use tch::Device;
 
+    /// A live small CNN and the network its average is kept in (seed 0).
+    fn live_and_ema_networks() -> (Network, Network) {
+        tch::manual_seed(0);
+        (Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu), Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu))
+    }
+
     #[test]
     fn warmup_rule_and_closed_form_average() {
-        tch::manual_seed(0);
-        let live = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
-        let ema_net = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
+        let (live, ema_net) = live_and_ema_networks();
         let mut ema = Ema::new(&ema_net, &live, 0.9, true, false);
         assert!((ema.current_decay() - 0.1).abs() < 1e-12); // (1+0)/(10+0)
         let w_live = live.vs.variables()["fc.weight"].shallow_clone();
@@ -114,9 +118,7 @@ mod tests {
 
     #[test]
     fn batch_norm_statistics_are_averaged_when_asked() {
-        tch::manual_seed(0);
-        let live = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
-        let ema_net = Network::new(ModelKind::SmallCnn, 1, 10, Device::Cpu);
+        let (live, ema_net) = live_and_ema_networks();
         let mut ema = Ema::new(&ema_net, &live, 0.9, false, true);
         let rv = "bn0.running_var";
         let live_rv = live.vs.variables()[rv].shallow_clone();
