@@ -109,7 +109,8 @@ pub enum ModelKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LabeledConfig {
-    /// Number of labeled training images, drawn uniformly at random from the seed. Default: 100.
+    /// Number of initial labeled training images, chosen by `init.strategy` (random or diversity
+    /// sampling, from the seed). Default: 100.
     pub size: usize,
     /// Explicit training-set indices to label instead of a random draw. Default: none.
     pub indices: Option<Vec<usize>>,
@@ -521,9 +522,10 @@ impl ExperimentConfig {
         match (&self.dataset.path, self.dataset.name) {
             (Some(p), _) => Ok(p.clone()),
             (None, DatasetName::FashionMnist) => Ok(PathBuf::from(FASHION_MNIST_DIR)),
-            (None, other) => {
-                Err(ConfigError::Invalid(format!("dataset.path is required for dataset.name = {other:?}")))
-            }
+            (None, other) => Err(ConfigError::Invalid(format!(
+                "dataset.path is required for dataset.name = \"{}\"",
+                config_name(&other)
+            ))),
         }
     }
 
@@ -602,6 +604,15 @@ pub const CONFIG_SCHEMA_VERSION: u32 = 1;
 fn default_json() -> &'static serde_json::Value {
     static DEFAULT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
     DEFAULT.get_or_init(|| serde_json::to_value(ExperimentConfig::default()).expect("config serialises to JSON"))
+}
+
+/// The name a unit enum value has in config files and reports (`consistency_embedding`), so that
+/// every printed table spells it as the user wrote it, never as Rust's `Debug` does.
+pub fn config_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => panic!("config_name is for unit enum values, which serialise to a string"),
+    }
 }
 
 /// The part of `config` (a config's JSON form) that differs from `default`: tables are compared
@@ -813,6 +824,15 @@ pub fn field_map(config: &serde_json::Value) -> std::collections::BTreeMap<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_names_are_spelled_as_in_config_files() {
+        assert_eq!(config_name(&QueryStrategy::ConsistencyEmbedding), "consistency_embedding");
+        assert_eq!(config_name(&Method::Mixmatch), "mixmatch");
+        let parsed =
+            ExperimentConfig::from_toml_str("[query]\nstrategy = \"consistency_embedding\"", Path::new("x.toml"));
+        assert_eq!(config_name(&parsed.unwrap().query.strategy), "consistency_embedding");
+    }
 
     #[test]
     fn empty_file_gives_documented_defaults() {

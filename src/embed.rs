@@ -70,8 +70,7 @@ impl RowsSidecar {
     /// The sidecar describing the training rows `rows` (`Dataset::train_rows`) of a `dataset`.
     pub fn of(dataset: DatasetName, rows: &[String]) -> Self {
         let mut h = blake3::Hasher::new();
-        let name = serde_json::to_value(dataset).expect("serialises");
-        h.update(format!("ssal-rows-v1\n{}\n", name.as_str().expect("a string")).as_bytes());
+        h.update(format!("ssal-rows-v1\n{}\n", crate::config::config_name(&dataset)).as_bytes());
         for row in rows {
             h.update(row.as_bytes());
             h.update(b"\n");

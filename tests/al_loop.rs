@@ -224,41 +224,93 @@ fn warm_start_continues_from_the_previous_cycle_and_resumes_its_weights() {
     );
 }
 
+/// `ssal score-queries` with the given arguments: (exit code, stdout, stderr).
+fn score_queries(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_ssal")).arg("score-queries").args(args).output().unwrap();
+    (o.status.code(), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+/// The per-run rows of `score-queries`' table, split into cells (cell 1 is the run directory).
+fn run_rows(stdout: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .filter(|l| l.contains("/out |"))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect()
+}
+
 #[test]
 fn score_queries_scores_every_runs_first_query_under_one_retrained_model() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     common::write_idx_dataset(&data, 300, 100, false);
-    let dirs: Vec<_> = ["random", "consistency"].iter().map(|s| t.path().join(s)).collect();
-    for (strategy, dir) in ["random", "consistency"].iter().zip(&dirs) {
-        finish(ssal_run(&config(&data, strategy, 20), dir), dir);
+    // Runs of two seeds; the random runs are the common ones (MixMatch runs of one seed share cycle 0).
+    let mut dirs = std::collections::BTreeMap::new();
+    for seed in [11, 12] {
+        for strategy in ["random", "consistency"] {
+            let dir = t.path().join(format!("{strategy}-{seed}"));
+            let cfg = config(&data, strategy, 20).replace("seed = 11", &format!("seed = {seed}"));
+            finish(ssal_run(&cfg, &dir), &dir);
+            dirs.insert((strategy, seed), dir.join("out").to_str().unwrap().to_string());
+        }
     }
-    let out_dir = |d: &Path| d.join("out").to_str().unwrap().to_string();
-    let o = Command::new(env!("CARGO_BIN_EXE_ssal"))
-        .args(["score-queries", "--common", &out_dir(&dirs[0]), &out_dir(&dirs[0]), &out_dir(&dirs[1])])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = |strategy: &'static str, seed: u64| dirs[&(strategy, seed)].as_str();
+    let (code, stdout, stderr) = score_queries(&["--common", d("random", 11), d("random", 11), d("consistency", 11)]);
+    assert_eq!(code, Some(0), "{stderr}");
     // On the CPU the retrained cycle-0 model is the run's own: same evaluations.
-    assert!(stdout.contains("equal the recorded ones"), "{stdout}");
-    let rows: Vec<Vec<&str>> =
-        stdout.lines().filter(|l| l.contains("/out |")).map(|l| l.split('|').map(str::trim).collect()).collect();
+    assert!(stderr.contains("equal the recorded ones"), "{stderr}");
+    let rows = run_rows(&stdout);
     assert_eq!(rows.len(), 2, "{stdout}");
-    assert_eq!((rows[0][3], rows[1][3]), ("Random", "Consistency"), "{stdout}");
+    assert_eq!(
+        (rows[0][2].as_str(), rows[0][4].as_str(), rows[1][4].as_str()),
+        ("11", "random", "consistency"),
+        "{stdout}"
+    );
     // Both MixMatch runs share cycle 0, so the common model is also the one Consistency queried
     // with: its picks (the least consistent candidates) are less consistent than random picks.
-    let c = |row: &Vec<&str>| row[5].parse::<f64>().unwrap();
+    let c = |row: &Vec<String>| row[6].parse::<f64>().unwrap();
     assert!(c(&rows[1]) > c(&rows[0]), "{stdout}");
-    // A run that never queried is refused with the reason.
+    assert!(!stdout.contains("Over seeds"), "one common run: no summary\n{stdout}");
+
+    // One common run per seed: each run is scored under its own seed's, exactly as alone.
+    let all = [d("random", 11), d("consistency", 11), d("random", 12), d("consistency", 12)];
+    let mut args = vec!["--common", d("random", 11), "--common", d("random", 12)];
+    args.extend(all);
+    let (code, stdout, stderr) = score_queries(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr.matches("equal the recorded ones").count(), 2, "{stderr}");
+    let rows = run_rows(&stdout);
+    assert_eq!(rows.len(), 4, "{stdout}");
+    // (Consistency draws augmentations over the union of the scored picks, so "alone" means
+    // with the same runs of that seed.)
+    let (_, alone, _) = score_queries(&["--common", d("random", 12), d("random", 12), d("consistency", 12)]);
+    assert_eq!(run_rows(&alone)[1][6..8], rows[3][6..8], "seed 12 under seed 12's model\n{alone}\n{stdout}");
+    let (_, crossed, _) = score_queries(&["--common", d("random", 11), d("consistency", 12)]);
+    assert_ne!(run_rows(&crossed)[0][6], rows[3][6], "another seed's model scores otherwise\n{crossed}");
+    // The summary: one row per strategy, the mean of its seeds' values, tested against the common runs.
+    let summary = |label: &str| -> String {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {label}")))
+            .unwrap_or_else(|| panic!("{label}\n{stdout}"))
+            .into()
+    };
+    let line = summary("query.strategy=consistency |");
+    let summary_mean: f64 = line.split('|').nth(2).unwrap().split('±').next().unwrap().trim().parse().unwrap();
+    assert!((summary_mean - (c(&rows[1]) + c(&rows[3])) / 2.0).abs() <= 1e-4, "{line}\n{stdout}");
+    assert!(line.contains("(n=2), paired p = "), "{line}\n{stdout}");
+    assert!(summary("query.strategy=random (common runs)").contains("(n=2) |"), "{stdout}");
+
+    // Refused with the reason: two common runs of one seed, and a run that never queried.
+    let (code, _, stderr) =
+        score_queries(&["--common", d("random", 11), "--common", d("consistency", 11), d("random", 11)]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("two common runs have seed 11"), "{stderr}");
     let single = t.path().join("single");
     finish(ssal_run(&config(&data, "random", 20).replace("budgets = [10, 10]", "budgets = []"), &single), &single);
-    let o = Command::new(env!("CARGO_BIN_EXE_ssal"))
-        .args(["score-queries", "--common", &out_dir(&dirs[0]), &out_dir(&single)])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("has not finished its first query"));
+    let (code, _, stderr) = score_queries(&["--common", d("random", 11), single.join("out").to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("has not finished its first query"), "{stderr}");
 }
 
 /// The accuracies and selections of one small run, pinned: restructuring the code (issue 19) must

@@ -185,7 +185,7 @@ fn local_backend_runs_every_job_and_resume_then_submits_nothing() {
     let out = sweep_cmd(&["submit", "--backend", "local"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("submitted 3 jobs") && stdout.contains("3 done"), "{stdout}");
+    assert!(stdout.contains("submitted 3 jobs (backend local)") && stdout.contains("3 done"), "{stdout}");
     for line in std::fs::read_to_string(results.join("local/plan.tsv")).unwrap().lines().skip(1) {
         let id = line.split('\t').nth(1).unwrap();
         let r: serde_json::Value = serde_json::from_str(

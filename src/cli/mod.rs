@@ -87,10 +87,13 @@ enum Command {
     /// The paper's Fig. 7 under one model: score the first query (cycle 1) of each RUN under the
     /// cycle-0 model of COMMON, trained again from its config, and print consistency and
     /// diversity of every run's picks next to the values each run recorded under its own model.
+    /// With one COMMON per seed, each run is scored under its seed's, and a table over seeds follows.
     ScoreQueries {
-        /// Run directory (holding result.json) whose cycle-0 model is the common model.
-        #[arg(long)]
-        common: PathBuf,
+        /// Run directory (holding result.json) whose cycle-0 model is the common model. Repeat it
+        /// once per seed to score each run under the common run of its seed and get a summary
+        /// over seeds (mean ± SE, paired t-tests against the common runs' row).
+        #[arg(long, required = true)]
+        common: Vec<PathBuf>,
         /// Run directories whose first queries are scored (the common run may be one of them).
         #[arg(required = true)]
         runs: Vec<PathBuf>,

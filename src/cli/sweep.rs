@@ -219,7 +219,8 @@ fn submit(
     let max_queued = if backend == Backend::Slurm { plan.slurm.max_queued } else { usize::MAX };
     let n = runner.submit(sched.as_mut(), max_queued, eligible)?;
     if !json {
-        println!("sweep {}: submitted {n} jobs ({backend:?})", plan.name);
+        let backend_name = clap::ValueEnum::to_possible_value(&backend).expect("no variant is skipped");
+        println!("sweep {}: submitted {n} jobs (backend {})", plan.name, backend_name.get_name());
     }
     if backend == Backend::Slurm && !how.wait {
         let tally = runner.tally()?;

@@ -19,9 +19,9 @@ pub(super) fn run(config: &Path, out: Option<PathBuf>, checkpoint_every: u64) ->
     let r = crate::experiment::run(&cfg, &out, every, &super::progress::TerminalProgress::default())?;
     let accuracy = r.final_accuracy.map_or("not trained".into(), |a| format!("{:.2}%", 100.0 * a));
     println!(
-        "accuracy {accuracy} ({} labels, {:?}, {:.1}s on {}) → {}",
+        "accuracy {accuracy} ({} labels, {}, {:.1}s on {}) → {}",
         r.labeled_indices.len(),
-        cfg.method,
+        crate::config::config_name(&cfg.method),
         r.wall_seconds,
         r.device,
         crate::result::path_in(&out).display()
@@ -94,21 +94,50 @@ pub(super) fn is_interrupted_run(cause: &(dyn std::error::Error + 'static)) -> b
         .is_some_and(|r| matches!(r, crate::experiment::RunError::Interrupted { .. }))
 }
 
-/// `ssal score-queries`: loads the runs, scores them and prints the table.
-pub(super) fn score_queries(common: &Path, runs: &[PathBuf]) -> anyhow::Result<()> {
-    let load = |dir: &Path| crate::result::load(&crate::result::path_in(dir));
-    let common_result = load(common)?;
-    let results = runs.iter().map(|d| load(d)).collect::<Result<Vec<_>, _>>()?;
-    let out = crate::queries::score_first_queries(&common_result, &results)?;
+/// `ssal score-queries`: loads the runs, scores each under the common model of its seed (or the
+/// one common model) and prints one row per run, then, with one common run per seed, each
+/// configuration's mean over seeds, tested against the row of the common runs.
+pub(super) fn score_queries(commons: &[PathBuf], runs: &[PathBuf]) -> anyhow::Result<()> {
+    use crate::queries::{common_for_each_run, rows_by_config, score_first_queries};
+    let load = |dir: &PathBuf| crate::result::load(&crate::result::path_in(dir));
+    let common_results = commons.iter().map(load).collect::<Result<Vec<_>, _>>()?;
+    let results = runs.iter().map(load).collect::<Result<Vec<_>, _>>()?;
+    let common_names: Vec<String> = commons.iter().map(|d| d.display().to_string()).collect();
+    let run_names: Vec<String> = runs.iter().map(|d| d.display().to_string()).collect();
+    fn keyed<'a>(names: &'a [String], rs: &[crate::result::RunResult]) -> Vec<(&'a str, u64)> {
+        names.iter().map(String::as_str).zip(rs.iter().map(|r| r.config.seed)).collect()
+    }
+    let common_of = common_for_each_run(&keyed(&common_names, &common_results), &keyed(&run_names, &results))?;
+
+    let mut scores = vec![None; runs.len()];
+    for (c, common) in common_results.iter().enumerate() {
+        let members: Vec<usize> = (0..runs.len()).filter(|&i| common_of[i] == c).collect();
+        if members.is_empty() {
+            eprintln!(
+                "warning: no run has the seed of common run {} ({}); it scores nothing",
+                common_names[c], common.config.seed
+            );
+            continue;
+        }
+        let member_results: Vec<_> = members.iter().map(|&i| results[i].clone()).collect();
+        let out = score_first_queries(common, &member_results)
+            .with_context(|| format!("scoring under the cycle-0 model of {}", common_names[c]))?;
+        report_reproduction(&common_names[c], &out);
+        for (&i, score) in members.iter().zip(out.scores) {
+            scores[i] = Some(score);
+        }
+    }
+    let scores: Vec<_> = scores.into_iter().map(|s| s.expect("every run has a common run")).collect();
+
     let n = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:.4}"));
-    println!("| run | method | query.strategy | picks | consistency (common model) | diversity (common model) | consistency (own model) | diversity (own model) |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|");
-    for ((dir, r), s) in runs.iter().zip(&results).zip(&out.scores) {
+    println!("| run | seed | method | query.strategy | picks | consistency (common model) | diversity (common model) | consistency (own model) | diversity (own model) |");
+    println!("|---|---:|---|---|---:|---:|---:|---:|---:|");
+    for ((name, r), s) in run_names.iter().zip(&results).zip(&scores) {
         println!(
-            "| {} | {:?} | {:?} | {} | {:.4} | {:.4} | {} | {} |",
-            dir.display(),
-            r.config.method,
-            r.config.query.strategy,
+            "| {name} | {} | {} | {} | {} | {:.4} | {:.4} | {} | {} |",
+            r.config.seed,
+            crate::config::config_name(&r.config.method),
+            crate::config::config_name(&r.config.query.strategy),
             s.picks,
             s.consistency,
             s.diversity,
@@ -116,17 +145,68 @@ pub(super) fn score_queries(common: &Path, runs: &[PathBuf]) -> anyhow::Result<(
             n(s.own_diversity)
         );
     }
+    if commons.len() > 1 {
+        let scored: Vec<_> =
+            run_names.iter().zip(&results).zip(&scores).map(|((n, r), s)| (n.as_str(), &r.config, s)).collect();
+        print_score_summary(&rows_by_config(&scored)?, |i| commons.contains(&runs[i]));
+    }
+    Ok(())
+}
+
+/// Says on stderr whether the retrained cycle-0 model of a common run reproduced its recorded
+/// evaluations (the same model) or not (another device or build: a comparable model).
+fn report_reproduction(common: &str, out: &crate::queries::CommonScores) {
     if out.reproduced() {
-        println!("common model: cycle 0 of {}, retrained; its evaluations equal the recorded ones", common.display());
+        eprintln!("common model: cycle 0 of {common}, retrained; its evaluations equal the recorded ones");
     } else {
         let first = |e: &[crate::result::Evaluation]| e.first().map_or(f64::NAN, |e| e.accuracy);
         eprintln!(
-            "warning: the retrained cycle-0 model of {} does not reproduce its recorded evaluations (first: recorded {:.4}, \
+            "warning: the retrained cycle-0 model of {common} does not reproduce its recorded evaluations (first: recorded {:.4}, \
              retrained {:.4}); the run was made on another device or build, so the common model is comparable, not the same",
-            common.display(),
             first(&out.recorded),
             first(&out.retrained)
         );
     }
-    Ok(())
+}
+
+/// The per-configuration table over seeds: mean ± SE of both scores and, against the row that
+/// holds the common runs (if they are among the runs), paired t-tests over seeds with Holm's
+/// adjustment over the rows, one family per score.
+fn print_score_summary(rows: &[crate::queries::ScoreRow], is_common: impl Fn(usize) -> bool) {
+    use crate::stats::{compare_samples, holm_bonferroni, summarize};
+    let baseline = rows.iter().position(|r| r.runs.iter().any(|&i| is_common(i)));
+    let tests = |pick: fn(&crate::queries::ScoreRow) -> &std::collections::BTreeMap<i64, f64>| {
+        let raw: Vec<Option<crate::stats::SampleComparison>> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| baseline.filter(|&b| b != i).and_then(|b| compare_samples(pick(r), pick(&rows[b]), true)))
+            .collect();
+        let tested: Vec<f64> = raw.iter().flatten().map(|c| c.test.p).collect();
+        let mut holm = holm_bonferroni(&tested).into_iter();
+        raw.into_iter().map(|c| c.map(|c| (c, holm.next().expect("one per test")))).collect::<Vec<_>>()
+    };
+    let (consistency_tests, diversity_tests) = (tests(|r| &r.consistency), tests(|r| &r.diversity));
+    let cell = |values: &std::collections::BTreeMap<i64, f64>, test: &Option<(crate::stats::SampleComparison, f64)>| {
+        let s = summarize(&values.values().copied().collect::<Vec<_>>());
+        let mut text = format!("{:.4} ± {:.4} (n={})", s.mean, s.se, s.n);
+        if let Some((c, holm)) = test {
+            let kind = if c.paired { "paired" } else { "Welch" };
+            text += &format!(", {kind} p = {:.2e} (Holm {:.2e})", c.test.p, holm);
+        }
+        text
+    };
+    println!();
+    println!("Over seeds, each run scored under the common model of its seed (mean ± SE; tests against the common runs' row):");
+    println!();
+    println!("| configuration | consistency (common model) | diversity (common model) |");
+    println!("|---|---:|---:|");
+    for (i, r) in rows.iter().enumerate() {
+        let label = if r.label.is_empty() { "(all runs)" } else { &r.label };
+        let mark = if baseline == Some(i) { " (common runs)" } else { "" };
+        println!(
+            "| {label}{mark} | {} | {} |",
+            cell(&r.consistency, &consistency_tests[i]),
+            cell(&r.diversity, &diversity_tests[i])
+        );
+    }
 }

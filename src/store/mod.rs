@@ -1,6 +1,6 @@
 //! The results database: `result.json` files ingested into SQLite (one row per run and one per
 //! (run, cycle)), idempotently, with a versioned schema.
-use crate::config::{EmbeddingSource, InitStrategy};
+use crate::config::{config_name, EmbeddingSource, InitStrategy};
 use crate::result::RunResult;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap};
@@ -115,10 +115,6 @@ pub struct StoredCycle {
     pub train_seconds: Option<f64>,
     pub query_seconds: Option<f64>,
     pub eval_seconds: Option<f64>,
-}
-
-fn snake<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 impl Store {
@@ -373,7 +369,7 @@ fn insert_run(tx: &rusqlite::Transaction, key: &str, hash: &str, sweep: &str, r:
     let init = match (c.labeled.indices.is_some(), c.init.strategy) {
         (true, _) => "explicit".to_string(),
         (false, InitStrategy::Random) => "random".to_string(),
-        (false, InitStrategy::Diversity) => format!("diversity-{}", snake(&c.init.embedding)),
+        (false, InitStrategy::Diversity) => format!("diversity-{}", config_name(&c.init.embedding)),
     };
     let temperature = (c.init.strategy == InitStrategy::Diversity && c.init.embedding != EmbeddingSource::None)
         .then_some(c.init.temperature);
@@ -383,12 +379,12 @@ fn insert_run(tx: &rusqlite::Transaction, key: &str, hash: &str, sweep: &str, r:
             hash,
             r.config_hash,
             sweep,
-            snake(&c.dataset.name),
-            snake(&c.model),
-            snake(&c.method),
+            config_name(&c.dataset.name),
+            config_name(&c.model),
+            config_name(&c.method),
             init,
             temperature,
-            (!c.query.budgets.is_empty()).then(|| snake(&c.query.strategy)),
+            (!c.query.budgets.is_empty()).then(|| config_name(&c.query.strategy)),
             c.seed as i64,
             r.complete,
             r.final_accuracy,
