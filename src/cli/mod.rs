@@ -95,6 +95,9 @@ enum Command {
         #[arg(long, required = true)]
         common: Vec<PathBuf>,
         /// Run directories whose first queries are scored (the common run may be one of them).
+        /// Give every run to compare in one call: the augmented views behind the consistency
+        /// scores are drawn over the union of the runs' picks, so a run scored with other runs
+        /// gets other draws (another sample of the same score) than when scored alone.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
     },
