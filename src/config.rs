@@ -800,8 +800,13 @@ fn legacy_hash(config: &serde_json::Value, default: &serde_json::Value) -> Optio
     Some(blake3::hash(out.as_bytes()).to_hex()[..16].to_string())
 }
 
+/// Boolean fields left out of a config's JSON when false (so that adding them kept every earlier
+/// job id and result): absent means false, in configs of any ssal version.
+const FALSE_WHEN_ABSENT: [&str; 2] = ["train.warm_start", "train.ema_average_batch_norm"];
+
 /// Flattens a config's JSON form into dotted field paths → value text (see
-/// [`ExperimentConfig::fields`]); also reads configs stored by older ssal versions.
+/// [`ExperimentConfig::fields`]); also reads configs stored by older ssal versions. The booleans
+/// of [`FALSE_WHEN_ABSENT`] are always present, so that reports show and filter them as `false`.
 pub fn field_map(config: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
     fn walk(prefix: &str, v: &serde_json::Value, out: &mut std::collections::BTreeMap<String, String>) {
         let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
@@ -818,12 +823,35 @@ pub fn field_map(config: &serde_json::Value) -> std::collections::BTreeMap<Strin
     }
     let mut out = std::collections::BTreeMap::new();
     walk("", config, &mut out);
+    for field in FALSE_WHEN_ABSENT {
+        out.entry(field.to_string()).or_insert_with(|| "false".to_string());
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn booleans_left_out_when_false_are_fields_all_the_same() {
+        let mut c = ExperimentConfig::default();
+        let json = serde_json::to_value(&c).unwrap();
+        for field in FALSE_WHEN_ABSENT {
+            let (table, key) = field.split_once('.').unwrap();
+            assert!(json[table].get(key).is_none(), "{field} is left out when false");
+            assert_eq!(c.fields()[field], "false", "{field}");
+        }
+        c.train.warm_start = true;
+        c.train.ema_average_batch_norm = true;
+        let fields = c.fields();
+        assert_eq!(
+            (fields["train.warm_start"].as_str(), fields["train.ema_average_batch_norm"].as_str()),
+            ("true", "true")
+        );
+        // A config of an older ssal, before these fields existed, reads as false.
+        assert_eq!(field_map(&serde_json::json!({"train": {"steps": 5}}))["train.warm_start"], "false");
+    }
 
     #[test]
     fn config_names_are_spelled_as_in_config_files() {

@@ -141,8 +141,30 @@ fn a_database_of_the_first_schema_is_upgraded_with_its_fields() {
     assert!(e.contains("ssal results ingest"), "{e}");
     let store = Store::open(&db).unwrap();
     assert_eq!(store.field_values("seed").unwrap()["/r/result.json"], "7");
+    assert_eq!(store.field_values("train.warm_start").unwrap()["/r/result.json"], "false");
     drop(store);
     assert!(Store::open_read_only(&db).is_ok());
+}
+
+#[test]
+fn a_database_indexed_before_booleans_absent_when_false_were_fields_gets_them_as_false() {
+    let t = tempfile::tempdir().unwrap();
+    let db = t.path().join("r.db");
+    write(&t.path().join("s/jobs"), "a", &result(3, 0.6));
+    Store::open(&db).unwrap().ingest_dir(&t.path().join("s")).unwrap();
+    // As the second schema left it: no row for a boolean the config left out because false.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let removed = conn
+        .execute("DELETE FROM run_fields WHERE field IN ('train.warm_start', 'train.ema_average_batch_norm')", [])
+        .unwrap();
+    assert_eq!(removed, 2);
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    assert!(Store::open_read_only(&db).is_err(), "refused until upgraded");
+    let store = Store::open(&db).unwrap();
+    for field in ["train.warm_start", "train.ema_average_batch_norm"] {
+        assert_eq!(store.field_values(field).unwrap().values().collect::<Vec<_>>(), ["false"], "{field}");
+    }
 }
 
 #[test]

@@ -121,8 +121,7 @@ fn the_papers_protocol_sweeps_plan_with_random_initial_sets_and_the_ablation_gri
     let mut cells = std::collections::BTreeSet::new();
     for c in &ablation {
         assert_eq!((c.init.strategy, c.init.temperature), (InitStrategy::Diversity, 0.5));
-        let twins: Vec<_> =
-            strategies.iter().filter(|s| without_initial_set(s) == without_initial_set(c)).collect();
+        let twins: Vec<_> = strategies.iter().filter(|s| without_initial_set(s) == without_initial_set(c)).collect();
         assert_eq!(twins.len(), 1, "{:?} seed {}", c.query.strategy, c.seed);
         cells.insert(format!("{:?}", c.query.strategy));
     }

@@ -65,10 +65,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE cycles ADD COLUMN eval_seconds REAL;
     UPDATE runs SET file_hash = '';
 ",
+    // Booleans left out of a config when false (`train.warm_start`, …) become `false` rows in
+    // `run_fields` (they were missing, shown as `none`): backfilled from config_json.
+    "-- backfill only",
 ];
 
-/// The migration that introduced `run_fields`: opening an older database backfills it.
-const FIELDS_MIGRATION: usize = 2;
+/// Migrations that call for `run_fields` to be backfilled from the stored configs when an older
+/// database is opened: the one that introduced the table, and the one for fields absent when false.
+const BACKFILL_AFTER: [usize; 2] = [2, 3];
 
 /// An open results database.
 pub struct Store {
@@ -133,10 +137,10 @@ impl Store {
         let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
             conn.execute_batch(m).map_err(sql)?;
-            if i + 1 == FIELDS_MIGRATION && version > 0 {
-                backfill_fields(&conn).map_err(sql)?;
-            }
             conn.pragma_update(None, "user_version", i + 1).map_err(sql)?;
+        }
+        if version > 0 && BACKFILL_AFTER.iter().any(|&m| m > version) {
+            backfill_fields(&conn).map_err(sql)?;
         }
         Ok(Store { conn, path: path.to_path_buf() })
     }
@@ -348,13 +352,14 @@ impl Store {
     }
 }
 
-/// Fills `run_fields` from the stored configs of a database older than the field index.
+/// Fills in `run_fields` from the stored configs of a database older than the field index (or
+/// than a field that is always indexed); rows already there are kept.
 fn backfill_fields(conn: &Connection) -> rusqlite::Result<()> {
     let stored: Vec<(String, String)> = conn
         .prepare("SELECT path, config_json FROM runs")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let mut insert = conn.prepare("INSERT INTO run_fields VALUES (?1, ?2, ?3)")?;
+    let mut insert = conn.prepare("INSERT OR IGNORE INTO run_fields VALUES (?1, ?2, ?3)")?;
     for (path, json) in stored {
         let Ok(config) = serde_json::from_str::<serde_json::Value>(&json) else { continue };
         for (field, value) in crate::config::field_map(&config) {
