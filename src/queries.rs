@@ -45,24 +45,28 @@ impl CommonScores {
     }
 }
 
-/// Scores the cycle-1 picks of each of `runs` under the cycle-0 model of `common` (whose config
-/// must train: `train.steps > 0`). Every run must use the same data (dataset section) as
-/// `common` and have finished cycle 1.
-pub fn score_first_queries(common: &RunResult, runs: &[RunResult]) -> Result<CommonScores, RunError> {
-    let config: &ExperimentConfig = &common.config;
-    if config.train.steps == 0 || common.cycles.is_empty() {
+/// Whether `run`'s first query can be scored under the model of `common`: `common` trains a
+/// model (`train.steps > 0`, a finished cycle 0), `run` uses the same data (dataset section) and
+/// has finished cycle 1. Cheap, so that callers check every run before training any model.
+pub fn check_scorable(common: &RunResult, run: &RunResult) -> Result<(), RunError> {
+    if common.config.train.steps == 0 || common.cycles.is_empty() {
         return Err(RunError::Size("the common run trains no model (train.steps = 0 or no finished cycle)".into()));
     }
+    if run.config.dataset != common.config.dataset {
+        return Err(RunError::Size("uses other data than the common run (its [dataset] differs)".into()));
+    }
+    if run.cycles.len() < 2 {
+        return Err(RunError::Size("has not finished its first query (cycle 1)".into()));
+    }
+    Ok(())
+}
+
+/// Scores the cycle-1 picks of each of `runs` under the cycle-0 model of `common`; every run must
+/// pass [`check_scorable`] (the error names the run by its position, from 1).
+pub fn score_first_queries(common: &RunResult, runs: &[RunResult]) -> Result<CommonScores, RunError> {
+    let config: &ExperimentConfig = &common.config;
     for (i, r) in runs.iter().enumerate() {
-        if r.config.dataset != config.dataset {
-            return Err(RunError::Size(format!(
-                "run {} uses other data than the common run (its [dataset] differs)",
-                i + 1
-            )));
-        }
-        if r.cycles.len() < 2 {
-            return Err(RunError::Size(format!("run {} has not finished its first query (cycle 1)", i + 1)));
-        }
+        check_scorable(common, r).map_err(|e| RunError::Size(format!("run {}: {e}", i + 1)))?;
     }
     let (dataset, device, augment) = load_for_run(config)?;
     let data = DeviceData::new(&dataset, device, augment);

@@ -308,9 +308,13 @@ fn score_queries_scores_every_runs_first_query_under_one_retrained_model() {
     assert!(stderr.contains("two common runs have seed 11"), "{stderr}");
     let single = t.path().join("single");
     finish(ssal_run(&config(&data, "random", 20).replace("budgets = [10, 10]", "budgets = []"), &single), &single);
-    let (code, _, stderr) = score_queries(&["--common", d("random", 11), single.join("out").to_str().unwrap()]);
+    // Checked before any model is trained, and named by its directory.
+    let single_out = single.join("out");
+    let args = ["--common", d("random", 12), "--common", d("random", 11), d("random", 12), single_out.to_str().unwrap()];
+    let (code, _, stderr) = score_queries(&args);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("has not finished its first query"), "{stderr}");
+    assert!(stderr.contains(single_out.to_str().unwrap()) && !stderr.contains("common model:"), "{stderr}");
 }
 
 /// The accuracies and selections of one small run, pinned: restructuring the code (issue 19) must

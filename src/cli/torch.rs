@@ -108,6 +108,11 @@ pub(super) fn score_queries(commons: &[PathBuf], runs: &[PathBuf]) -> anyhow::Re
         names.iter().map(String::as_str).zip(rs.iter().map(|r| r.config.seed)).collect()
     }
     let common_of = common_for_each_run(&keyed(&common_names, &common_results), &keyed(&run_names, &results))?;
+    // Every run is checked before any model is trained (minutes each).
+    for (i, run) in results.iter().enumerate() {
+        crate::queries::check_scorable(&common_results[common_of[i]], run)
+            .with_context(|| format!("run {} under the common run {}", run_names[i], common_names[common_of[i]]))?;
+    }
 
     let mut scores = vec![None; runs.len()];
     for (c, common) in common_results.iter().enumerate() {
