@@ -310,7 +310,8 @@ fn score_queries_scores_every_runs_first_query_under_one_retrained_model() {
     finish(ssal_run(&config(&data, "random", 20).replace("budgets = [10, 10]", "budgets = []"), &single), &single);
     // Checked before any model is trained, and named by its directory.
     let single_out = single.join("out");
-    let args = ["--common", d("random", 12), "--common", d("random", 11), d("random", 12), single_out.to_str().unwrap()];
+    let args =
+        ["--common", d("random", 12), "--common", d("random", 11), d("random", 12), single_out.to_str().unwrap()];
     let (code, _, stderr) = score_queries(&args);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("has not finished its first query"), "{stderr}");

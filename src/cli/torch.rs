@@ -193,7 +193,8 @@ fn print_score_summary(rows: &[crate::queries::ScoreRow], is_common: impl Fn(usi
     let (consistency_tests, diversity_tests) = (tests(|r| &r.consistency), tests(|r| &r.diversity));
     let cell = |values: &std::collections::BTreeMap<i64, f64>, test: &Option<(crate::stats::SampleComparison, f64)>| {
         let s = summarize(&values.values().copied().collect::<Vec<_>>());
-        let mut text = format!("{:.4} ± {:.4} (n={})", s.mean, s.se, s.n);
+        let se = if s.se.is_nan() { "n/a".to_string() } else { format!("{:.4}", s.se) };
+        let mut text = format!("{:.4} ± {se} (n={})", s.mean, s.n);
         if let Some((c, holm)) = test {
             let kind = if c.paired { "paired" } else { "Welch" };
             text += &format!(", {kind} p = {:.2e} (Holm {:.2e})", c.test.p, holm);
