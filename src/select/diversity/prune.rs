@@ -810,8 +810,9 @@ impl<'e, 'a> Sampler<'e, 'a> {
         self.stats.skipped_in_read_groups += live_read - evaluated;
         self.stats.skipped_by_projection += projected;
         // Every member read was checked, if this pass checked the projection at all.
-        let checks = if centre.projected.is_some() { projected + evaluated } else { 0 };
+        let mut checks = 0;
         if centre.projected.is_some() {
+            checks = projected + evaluated;
             self.stats.projection_checks += checks;
             self.projection_passes += 1;
             if self.projection_passes == PROJECTION_TRIAL {
