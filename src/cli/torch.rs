@@ -178,17 +178,17 @@ fn report_reproduction(common: &str, out: &crate::queries::CommonScores) {
 /// holds the common runs (if they are among the runs), paired t-tests over seeds with Holm's
 /// adjustment over the rows, one family per score.
 fn print_score_summary(rows: &[crate::queries::ScoreRow], is_common: impl Fn(usize) -> bool) {
-    use crate::stats::{compare_samples, holm_bonferroni, summarize};
+    use crate::stats::{compare_with_baseline_family, summarize};
     let baseline = rows.iter().position(|r| r.runs.iter().any(|&i| is_common(i)));
     let tests = |pick: fn(&crate::queries::ScoreRow) -> &std::collections::BTreeMap<i64, f64>| {
-        let raw: Vec<Option<crate::stats::SampleComparison>> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| baseline.filter(|&b| b != i).and_then(|b| compare_samples(pick(r), pick(&rows[b]), true)))
+        let pairs = (0..rows.len())
+            .filter_map(|i| baseline.filter(|&b| b != i).map(|b| (i, pick(&rows[i]), pick(&rows[b]))))
             .collect();
-        let tested: Vec<f64> = raw.iter().flatten().map(|c| c.test.p).collect();
-        let mut holm = holm_bonferroni(&tested).into_iter();
-        raw.into_iter().map(|c| c.map(|c| (c, holm.next().expect("one per test")))).collect::<Vec<_>>()
+        let mut by_row = vec![None; rows.len()];
+        for (i, c, p_holm) in compare_with_baseline_family(pairs, true) {
+            by_row[i] = Some((c, p_holm));
+        }
+        by_row
     };
     let (consistency_tests, diversity_tests) = (tests(|r| &r.consistency), tests(|r| &r.diversity));
     let cell = |values: &std::collections::BTreeMap<i64, f64>, test: &Option<(crate::stats::SampleComparison, f64)>| {

@@ -4,7 +4,7 @@
 //! columns; the AUC column is its own family), the best cell per column in bold, each row's mean
 //! rank, and the pairwise penalty matrix of Ash et al. 2020 under the table.
 use crate::analysis::Selection;
-use crate::stats::{compare_samples, holm_bonferroni, normalized_auc, penalty_matrix, ranks, summarize, Summary};
+use crate::stats::{compare_with_baseline_family, normalized_auc, penalty_matrix, ranks, summarize, Summary};
 use crate::store::StoredCycle;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -226,7 +226,7 @@ fn compare_with_baseline(
     test: TestChoice,
     in_family: impl Fn(Column) -> bool,
 ) {
-    let (mut tests, mut same_runs) = (Vec::new(), Vec::new());
+    let (mut pairs, mut same_runs) = (Vec::new(), Vec::new());
     for (&(row, col), cell) in cells.iter().filter(|((_, c), _)| in_family(*c)) {
         let Some(b) = cells.get(&(base, col)).filter(|_| row != base) else {
             continue;
@@ -235,11 +235,10 @@ fn compare_with_baseline(
             same_runs.push((row, col));
             continue;
         }
-        let Some(c) = compare_samples(&cell.by_seed, &b.by_seed, test == TestChoice::Auto) else { continue };
-        tests.push(((row, col), c.paired, c.test.t, c.test.p, c.effect_size));
+        pairs.push(((row, col), &cell.by_seed, &b.by_seed));
     }
-    let adjusted = holm_bonferroni(&tests.iter().map(|t| t.3).collect::<Vec<_>>());
-    for ((key, paired, t, p, effect_size), p_holm) in tests.into_iter().zip(adjusted) {
+    for (key, c, p_holm) in compare_with_baseline_family(pairs, test == TestChoice::Auto) {
+        let (paired, t, p, effect_size) = (c.paired, c.test.t, c.test.p, c.effect_size);
         cells.get_mut(&key).expect("cell").comparison = Some(Comparison { paired, t, p, p_holm, effect_size });
     }
     for key in same_runs {

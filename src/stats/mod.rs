@@ -188,6 +188,19 @@ pub fn compare_samples(
     })
 }
 
+/// Compares each (key, sample, baseline sample) pair as [`compare_samples`] does and
+/// Holm-adjusts the p-values over the family: every table's tests against its baseline row.
+/// Pairs with nothing to test are left out; each result carries its Holm-adjusted p-value.
+pub fn compare_with_baseline_family<K>(
+    pairs: Vec<(K, &std::collections::BTreeMap<i64, f64>, &std::collections::BTreeMap<i64, f64>)>,
+    allow_paired: bool,
+) -> Vec<(K, SampleComparison, f64)> {
+    let tested: Vec<(K, SampleComparison)> =
+        pairs.into_iter().filter_map(|(key, a, b)| compare_samples(a, b, allow_paired).map(|c| (key, c))).collect();
+    let adjusted = holm_bonferroni(&tested.iter().map(|(_, c)| c.test.p).collect::<Vec<_>>());
+    tested.into_iter().zip(adjusted).map(|((key, c), p_holm)| (key, c, p_holm)).collect()
+}
+
 /// The pairwise penalty matrix of Ash et al. 2020 (BADGE, ICLR, Sec. 5): `by_budget[b][r]` holds
 /// row r's values by seed at budget b. For every pair of rows and budget, a two-sided t-test
 /// chosen by [`compare_samples`] at level `alpha`; when significant, the better row's entry
@@ -381,5 +394,19 @@ mod tests {
         close(mixed.test.p, welch_t_test(&A, &B[..4]).p, 1e-12);
         // A single value on either side: nothing to test (no NaN row in the report).
         assert!(compare_samples(&a, &m(&[0.5]), true).is_none());
+    }
+
+    #[test]
+    fn a_family_against_its_baseline_is_holm_adjusted_and_skips_what_it_cannot_test() {
+        use std::collections::BTreeMap;
+        let m = |v: &[f64]| -> BTreeMap<i64, f64> { v.iter().enumerate().map(|(s, x)| (s as i64, *x)).collect() };
+        let (a, b, single) = (m(&A), m(&B), m(&[0.5]));
+        let family = compare_with_baseline_family(vec![("a", &a, &b), ("single", &single, &b), ("b", &b, &a)], true);
+        assert_eq!(family.iter().map(|f| f.0).collect::<Vec<_>>(), ["a", "b"]);
+        for (_, c, p_holm) in &family {
+            close(c.test.p, 0.061075298914380835, 1e-7); // SciPy ttest_rel, either way round
+                                                         // Holm over two equal p-values multiplies both by 2.
+            close(*p_holm, 2.0 * 0.061075298914380835, 1e-7);
+        }
     }
 }
