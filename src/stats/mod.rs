@@ -404,8 +404,8 @@ mod tests {
         let family = compare_with_baseline_family(vec![("a", &a, &b), ("single", &single, &b), ("b", &b, &a)], true);
         assert_eq!(family.iter().map(|f| f.0).collect::<Vec<_>>(), ["a", "b"]);
         for (_, c, p_holm) in &family {
-            close(c.test.p, 0.061075298914380835, 1e-7); // SciPy ttest_rel, either way round
-                                                         // Holm over two equal p-values multiplies both by 2.
+            // SciPy ttest_rel, either way round; Holm over two equal p-values doubles both.
+            close(c.test.p, 0.061075298914380835, 1e-7);
             close(*p_holm, 2.0 * 0.061075298914380835, 1e-7);
         }
     }
